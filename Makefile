@@ -1,0 +1,86 @@
+# Art Factory: local runs, services and the test suite (GNU make).
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+WORKERS ?= 2
+PYTEST_ARGS ?=
+# Seconds to wait for a service to answer after starting it.
+SERVICE_WAIT ?= 30
+
+# Test runs use their own databases so they never touch a developer's data.
+SQLITE_TEST_ENV := DATABASE_URL=sqlite:///$(CURDIR)/var/test.sqlite3 \
+	REDIS_URL=redis://127.0.0.1:6379/14
+PG_TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/artfactory \
+	REDIS_URL=redis://127.0.0.1:6379/15
+
+PG_READY := pg_isready -q -h 127.0.0.1 -p 5432
+PG_START := pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/dev/null
+REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
+	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+
+.PHONY: venv run services chromium test bench check clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_seed_data
+	$(PY) manage.py ensure_admin --port $(PORT)
+	$(PY) manage.py run_local --port $(PORT) --workers $(WORKERS)
+
+# $(call ensure_service,NAME,READY,START,STARTER): start NAME with START
+# when READY fails and STARTER exists, then wait until READY succeeds.
+define ensure_service
+	@if $(2); then echo "$(1): answering"; \
+	elif ! command -v $(4) >/dev/null; then \
+		echo "$(1): not answering on 127.0.0.1 and $(4) is not installed" >&2; exit 1; \
+	else \
+		echo "$(1): starting"; $(3) || true; \
+		for i in $$(seq $$(( $(SERVICE_WAIT) * 4 ))); do $(2) && break; sleep 0.25; done; \
+		if $(2); then echo "$(1): answering"; \
+		else echo "$(1): still not answering after $(SERVICE_WAIT)s" >&2; exit 1; fi; \
+	fi
+endef
+
+services: venv
+	$(call ensure_service,PostgreSQL,$(PG_READY),$(PG_START),pg_ctlcluster)
+	$(call ensure_service,Redis,$(REDIS_READY),$(REDIS_START),redis-server)
+
+chromium:
+	@if [ -x /usr/bin/chromium ]; then echo "Chromium: /usr/bin/chromium"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Chromium: installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			|| echo "Chromium: install failed; browser tests will skip" >&2; \
+	else echo "Chromium: /usr/bin/chromium is missing and installing it needs root;" \
+		"browser tests will skip"; fi
+
+# Both databases run even when the first fails; either failing fails make.
+test: venv services chromium
+	@mkdir -p var && rm -f var/test.sqlite3*; sqlite=0; pg=0; \
+	echo "=== pytest on SQLite ==="; \
+	$(SQLITE_TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS) || sqlite=$$?; \
+	echo "=== pytest on PostgreSQL ==="; \
+	$(PG_TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS) || pg=$$?; \
+	echo "=== SQLite: exit $$sqlite, PostgreSQL: exit $$pg ==="; \
+	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
+
+bench: venv
+	$(PY) bench/run.py
+
+check: venv
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf var/test*

@@ -1,0 +1,2 @@
+"""Table of contents: one module per sidebar section."""
+from admin_ext import catalog, inventory, orders, projects, system  # noqa: F401

@@ -1,0 +1,52 @@
+"""Shared column renderers: thumbnails, state badges, progress bars."""
+from django.utils.html import format_html
+
+from factory.models import ItemStatus, OrderStatus
+
+ORDER_COLOURS = {
+    OrderStatus.DRAFT.label: "",
+    OrderStatus.PLACED.label: "info",
+    OrderStatus.RUNNING.label: "primary",
+    OrderStatus.DONE.label: "success",
+    OrderStatus.DONE_WITH_FAILURES.label: "warning",
+    OrderStatus.CANCELLED.label: "",
+}
+ITEM_COLOURS = {
+    ItemStatus.PENDING.label: "",
+    ItemStatus.SUBMITTING.label: "info",
+    ItemStatus.SUBMITTED.label: "primary",
+    ItemStatus.COLLECTING.label: "primary",
+    ItemStatus.COMPLETED.label: "success",
+    ItemStatus.FAILED.label: "danger",
+    ItemStatus.CANCELLED.label: "",
+    ItemStatus.SUBMIT_UNKNOWN.label: "warning",
+}
+
+
+def thumbnail_html(url: str, alt: str, size: int = 96) -> str:
+    """A lazily loaded square thumbnail that links to itself."""
+    if not url:
+        return "-"
+    return format_html(
+        '<img src="{}" alt="{}" loading="lazy" width="{}" height="{}" '
+        'class="rounded-default object-cover bg-base-100" '
+        'style="width:{}px;height:{}px">',
+        url, alt, size, size, size, size,
+    )
+
+
+def progress_html(done: int, failed: int, total: int) -> str:
+    """A two-colour bar: completed in green, failed in red."""
+    if not total:
+        return "-"
+    ok = 100 * done / total
+    bad = 100 * failed / total
+    return format_html(
+        '<div title="{} done, {} failed of {}" style="min-width:8rem">'
+        '<div class="flex h-2 rounded-full overflow-hidden bg-base-200 '
+        'dark:bg-base-700">'
+        '<div class="bg-green-500" style="width:{}%"></div>'
+        '<div class="bg-red-500" style="width:{}%"></div></div>'
+        '<div class="text-xs mt-1">{} / {}</div></div>',
+        done, failed, total, f"{ok:.1f}", f"{bad:.1f}", done + failed, total,
+    )

@@ -1,0 +1,212 @@
+"""Art Factory settings: one module, driven by environment variables.
+
+With no environment at all it runs on SQLite, local media files and the
+offline demo provider. PostgreSQL, an external Redis and S3-compatible
+storage switch on when their variables are set.
+"""
+import secrets
+from pathlib import Path
+from typing import Any, Callable
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+LOCAL_ENV_FILE = BASE_DIR / ".env"
+
+env = environ.Env()
+if LOCAL_ENV_FILE.exists():
+    environ.Env.read_env(LOCAL_ENV_FILE, overwrite=False)
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def _strict_bool(name: str, default: bool) -> bool:
+    """Read a boolean, refusing anything that is not clearly true or false."""
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean; use one of "
+        f"{sorted(TRUE_WORDS | FALSE_WORDS - {''})}"
+    )
+
+
+def _read(name: str, cast: Callable[[str], Any], default: Any) -> Any:
+    """Read and convert a variable; a malformed value names the variable."""
+    raw = env.str(name, default=None)
+    if raw is None:
+        return default
+    try:
+        return cast(raw)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is malformed: {exc}") from exc
+
+
+def _local_secret_key() -> str:
+    """Generate a secret key once, kept in the git-ignored .env file."""
+    key = secrets.token_urlsafe(50)
+    with LOCAL_ENV_FILE.open("a", encoding="utf-8") as handle:
+        handle.write(f"SECRET_KEY={key}\n")
+    LOCAL_ENV_FILE.chmod(0o600)
+    return key
+
+
+# ---------------------------------------------------------------- core
+DEBUG = _strict_bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.import_export",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_jsonform",
+    "import_export",
+    "django_rq",
+    "axes",
+    "factory.apps.FactoryConfig",
+    "admin_ext.apps.AdminExtConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "artfactory.urls"
+WSGI_APPLICATION = "artfactory.wsgi.application"
+ASGI_APPLICATION = "artfactory.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ---------------------------------------------------------------- database
+DATABASES = {
+    "default": _read(
+        "DATABASE_URL",
+        environ.Env.db_url_config,
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "db.sqlite3")},
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so worker processes started by tests share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(DATABASES["default"]["NAME"]).with_suffix(".test.sqlite3"))
+    }
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---------------------------------------------------------------- auth
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", int, 10)
+AXES_COOLOFF_TIME = 1  # hours
+AXES_RESET_ON_SUCCESS = True
+ADMIN_LOGIN_FILE = VAR_DIR / "admin-login.txt"
+
+# ---------------------------------------------------------------- i18n
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# ---------------------------------------------------------------- files
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            "querystring_auth": _strict_bool("AWS_QUERYSTRING_AUTH", default=True),
+            "file_overwrite": False,
+        },
+    }
+SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+
+# ---------------------------------------------------------------- redis / rq
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"REDIS_URL={REDIS_URL!r} is malformed: expected redis://host:port/db"
+    )
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}
+    for name in ("submit", "collect", "default")
+}
+RQ_SHOW_ADMIN_LINK = False
+
+# ---------------------------------------------------------------- providers
+FAL_KEY = env.str("FAL_KEY", default="")
+REPLICATE_API_TOKEN = env.str("REPLICATE_API_TOKEN", default="")
+CIVITAI_API_TOKEN = env.str("CIVITAI_API_TOKEN", default="")
+FAL_QUEUE_URL = env.str("FAL_QUEUE_URL", default="https://queue.fal.run/")
+REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="https://api.replicate.com")
+CIVITAI_BASE_URL = env.str(
+    "CIVITAI_BASE_URL", default="https://orchestration.civitai.com"
+)
+DEMO_LATENCY_SECONDS = _read("DEMO_LATENCY_SECONDS", float, 0.5)
+
+# ---------------------------------------------------------------- ordering
+ORDER_ITEM_CEILING = _read("ORDER_ITEM_CEILING", int, 1000)
+
+# ---------------------------------------------------------------- logging
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+from artfactory.unfold import UNFOLD  # noqa: E402  (data only)

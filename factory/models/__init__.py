@@ -1,0 +1,19 @@
+"""Domain models, one module per area."""
+from factory.models.catalog import FactoryMachine, Modality, PriceUnit, Provider
+from factory.models.inventory import MediaFile, Product
+from factory.models.orders import (
+    FINISHED,
+    ItemStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    SeedStrategy,
+)
+from factory.models.projects import Project, Tag
+from factory.models.recipes import Template, Wildcard
+
+__all__ = [
+    "FINISHED", "FactoryMachine", "ItemStatus", "MediaFile", "Modality", "Order",
+    "OrderItem", "OrderStatus", "PriceUnit", "Product", "Project", "Provider",
+    "SeedStrategy", "Tag", "Template", "Wildcard",
+]

@@ -1,0 +1,201 @@
+"""Orders and the items they expand to: one item is one provider call."""
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count
+from django.utils import timezone
+
+from factory.models.catalog import FactoryMachine
+from factory.models.projects import Project
+
+
+class OrderStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PLACED = "placed", "Placed"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    DONE_WITH_FAILURES = "done_with_failures", "Done with failures"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUBMITTING = "submitting", "Submitting"
+    SUBMITTED = "submitted", "Submitted"
+    COLLECTING = "collecting", "Collecting"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    SUBMIT_UNKNOWN = "submit_unknown", "Submit outcome unknown"
+
+
+class SeedStrategy(models.TextChoices):
+    FIXED = "fixed", "Fixed"
+    RANDOM = "random", "Random per item"
+    INCREMENT = "increment", "Counting up"
+
+
+FINISHED = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+
+
+class Order(models.Model):
+    """A request for a batch of generations on one or more machines."""
+
+    title = models.CharField(max_length=200, blank=True)
+    machine = models.ForeignKey(
+        FactoryMachine, on_delete=models.PROTECT, related_name="orders"
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="orders",
+    )
+    template = models.ForeignKey(
+        "factory.Template", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="orders",
+    )
+    prompt = models.TextField(
+        blank=True, help_text="Prompt template: {a|b} variants, __wildcards__."
+    )
+    base_parameters = models.JSONField(default=dict, blank=True)
+    sweeps = models.JSONField(
+        default=list, blank=True,
+        help_text="Groups of value lists: zipped inside a group, multiplied across.",
+    )
+    runs = models.PositiveIntegerField(default=1)
+    seed_strategy = models.CharField(
+        max_length=10, choices=SeedStrategy.choices, default=SeedStrategy.RANDOM
+    )
+    seed = models.BigIntegerField(null=True, blank=True)
+    safety_checker = models.BooleanField(
+        default=False, help_text="Turn the model's NSFW checker on."
+    )
+    item_ceiling = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Raise the item ceiling for this order."
+    )
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.DRAFT
+    )
+    item_count = models.PositiveIntegerField(default=0)
+    estimated_cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    placed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"])]
+        permissions = [("raise_item_ceiling", "Can raise an order's item ceiling")]
+
+    def __str__(self) -> str:
+        return self.title or f"Order #{self.pk}"
+
+
+class OrderItemQuerySet(models.QuerySet):
+    def unfinished(self) -> "OrderItemQuerySet":
+        """Items that a worker, the foreman or the sweeper still has to drive."""
+        return self.exclude(status__in=FINISHED)
+
+    def progress(self) -> dict[str, int]:
+        """Item counts by state, for one order or many."""
+        counts = dict(
+            self.order_by().values_list("status").annotate(n=Count("id"))
+        )
+        return {status: counts.get(status, 0) for status in ItemStatus.values}
+
+    def claim(
+        self, item_id: int, *, frm: tuple[str, ...], to: str, owner: str = "",
+        lease: timedelta = timedelta(minutes=10),
+    ) -> "OrderItem | None":
+        """Move one item between states with a compare-and-set update.
+
+        Returns the claimed item, or None when another process owns it.
+        """
+        now = timezone.now()
+        updated = self.filter(pk=item_id, status__in=frm).update(
+            status=to, lease_owner=owner, lease_until=now + lease, updated_at=now
+        )
+        return self.get(pk=item_id) if updated else None
+
+
+class OrderItem(models.Model):
+    """One fully resolved parameter set: one provider call."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    machine = models.ForeignKey(
+        FactoryMachine, on_delete=models.PROTECT, related_name="items"
+    )
+    index = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=20, choices=ItemStatus.choices, default=ItemStatus.PENDING
+    )
+    field_values = models.JSONField(
+        default=dict, blank=True, help_text="What the sweep chose for this item."
+    )
+    parameters = models.JSONField(help_text="Exactly what is sent to the provider.")
+    seed = models.BigIntegerField(null=True, blank=True)
+    request_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=120, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    retry_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="retries",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrderItemQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["order", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "index"], name="item_unique_index")
+        ]
+        indexes = [
+            models.Index(fields=["status", "lease_until"]),
+            models.Index(fields=["order", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}#{self.index}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    def _transition(self, status: str, **fields: Any) -> None:
+        """Set the state with its companion fields and save only those."""
+        self.status = status
+        self.updated_at = timezone.now()
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.save(update_fields=["status", "updated_at", *fields])
+
+    def mark_submitted(self, request_id: str) -> None:
+        self._transition(
+            ItemStatus.SUBMITTED, request_id=request_id, submitted_at=timezone.now()
+        )
+
+    def mark_collecting(self) -> None:
+        self._transition(ItemStatus.COLLECTING)
+
+    def mark_completed(self, cost: Any = None) -> None:
+        self._transition(
+            ItemStatus.COMPLETED, completed_at=timezone.now(), cost=cost,
+            lease_owner="", lease_until=None, last_error="",
+        )
+
+    def mark_failed(self, error: str) -> None:
+        self._transition(
+            ItemStatus.FAILED, last_error=error[:4000], completed_at=timezone.now(),
+            lease_owner="", lease_until=None,
+        )

@@ -1,0 +1,1 @@
+"""Pure parameter logic: schemas, sweeps and prompt templates. No ORM, no HTTP."""

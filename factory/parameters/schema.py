@@ -1,0 +1,61 @@
+"""JSON-Schema checks for machine inputs, with located, human errors."""
+from functools import lru_cache
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+
+class ParameterError(ValueError):
+    """Parameters a machine cannot take; the message names key and reason."""
+
+
+def _pointer(path: Any) -> str:
+    return "/" + "/".join(str(part) for part in path) if path else "/"
+
+
+@lru_cache(maxsize=256)
+def _compiled(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
+    """A compiled validator, built once per distinct schema."""
+    return _compiled(json.dumps(schema, sort_keys=True))
+
+
+def schema_errors(schema: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """Every violation of ``schema`` by ``params``, as 'pointer: reason'."""
+    errors = sorted(
+        validator_for(schema).iter_errors(params), key=lambda e: list(e.path)
+    )
+    return [f"{_pointer(e.path)}: {e.message}" for e in errors]
+
+
+def unknown_keys(schema: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """Keys of ``params`` that the schema does not list."""
+    accepted = schema.get("properties", {})
+    return [key for key in params if key not in accepted]
+
+
+def check_machine_schema(schema: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Refuse a schema that is not valid JSON Schema or defaults it rejects."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise ParameterError("input schema must be an object schema")
+    if not isinstance(schema.get("properties"), dict):
+        raise ParameterError("input schema needs a 'properties' object")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ParameterError(
+            f"input schema is invalid at {_pointer(exc.path)}: {exc.message}"
+        ) from exc
+    extra = unknown_keys(schema, defaults)
+    if extra:
+        raise ParameterError(f"defaults name keys the schema lacks: {extra}")
+    # Defaults are partial: the prompt and other required inputs come later.
+    partial = {k: v for k, v in schema.items() if k != "required"}
+    problems = schema_errors(partial, defaults)
+    if problems:
+        raise ParameterError("defaults do not validate: " + "; ".join(problems))

@@ -1,0 +1,1 @@
+"""Production: from placed items to stored products."""

@@ -1,0 +1,17 @@
+"""Provider adapters, chosen by the machine's provider slug."""
+from factory.providers.base import ProviderBackend
+from factory.providers.demo import DemoBackend
+
+BACKENDS: dict[str, type[ProviderBackend]] = {
+    DemoBackend.slug: DemoBackend,
+}
+
+
+def get_backend(slug: str) -> ProviderBackend:
+    """A ready adapter for the provider ``slug``."""
+    try:
+        return BACKENDS[slug]()
+    except KeyError:
+        raise LookupError(
+            f"no adapter for provider {slug!r}; known: {sorted(BACKENDS)}"
+        ) from None

@@ -1,0 +1,104 @@
+"""The provider contract every adapter implements.
+
+An adapter speaks one hosted service's wire protocol and nothing else: no
+ORM writes, no retries that could spend money twice. Subclasses set
+``slug`` and override ``submit``, ``status``, ``result`` and ``cancel``;
+``find`` is needed where a submission can end with an unknown outcome.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol
+
+
+class MachineSpec(Protocol):
+    """What an adapter reads of a factory machine."""
+
+    endpoint_id: str
+    version: str
+    output_key: str
+
+
+class RemoteState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RemoteStatus:
+    state: RemoteState
+    queue_position: int | None = None
+    logs: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in (
+            RemoteState.COMPLETED, RemoteState.FAILED, RemoteState.CANCELLED
+        )
+
+
+@dataclass(frozen=True)
+class RemoteOutput:
+    """One produced file: a URL to download, or inline bytes."""
+
+    url: str = ""
+    content: bytes | None = None
+    content_type: str = ""
+    size: int | None = None
+    seed: int | None = None
+    nsfw: bool | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """Base of every adapter error; messages never contain secrets."""
+
+
+class TransientError(ProviderError):
+    """Try again later: timeouts, 429, 5xx."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ProviderError):
+    """The provider refused this request; retrying the same input won't help."""
+
+
+class ConfigurationError(ProviderError):
+    """Missing or rejected credentials: stop this provider's work."""
+
+
+class OutcomeUnknownError(ProviderError):
+    """The submission may have reached the provider; reconcile, never resend."""
+
+
+class ProviderBackend:
+    """One hosted provider. Subclasses set ``slug`` and override the methods."""
+
+    slug: str = ""
+
+    def submit(self, machine: MachineSpec, params: dict[str, Any]) -> str:
+        """Make exactly one paid request and return the provider's request id."""
+        raise NotImplementedError("ProviderBackend.submit")
+
+    def status(self, machine: MachineSpec, request_id: str) -> RemoteStatus:
+        raise NotImplementedError("ProviderBackend.status")
+
+    def result(self, machine: MachineSpec, request_id: str) -> list[RemoteOutput]:
+        """Output descriptors of a completed request."""
+        raise NotImplementedError("ProviderBackend.result")
+
+    def cancel(self, machine: MachineSpec, request_id: str) -> None:
+        raise NotImplementedError("ProviderBackend.cancel")
+
+    def find(
+        self, machine: MachineSpec, submitted_after: datetime, params: dict[str, Any]
+    ) -> str | None:
+        """The request id of an earlier submission of ``params``, if any."""
+        raise NotImplementedError("ProviderBackend.find")

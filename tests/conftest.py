@@ -1,0 +1,151 @@
+"""Shared fixtures: personas, isolated media, a clean Redis database."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Every test writes media under its own temporary directory."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def redis_db():
+    """The test Redis database, emptied before and after the test."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def catalog(db):
+    """The seed catalog, loaded as `make run` loads it."""
+    call_command("load_seed_data", verbosity=0)
+
+
+def _persona(name: str, perms: list[str], staff: bool = True) -> User:
+    user = User.objects.create_user(name, f"{name}@example.com", "pw-" + name)
+    user.is_staff = staff
+    user.save()
+    group, _ = Group.objects.get_or_create(name=name.title())
+    codenames = [p.split(".", 1)[1] for p in perms]
+    group.permissions.set(Permission.objects.filter(codename__in=codenames))
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def viewer(db) -> User:
+    """Looks at everything, changes nothing."""
+    models = ["order", "orderitem", "product", "project", "tag", "factorymachine",
+              "provider", "template", "wildcard", "mediafile"]
+    return _persona("viewer", [f"factory.view_{m}" for m in models])
+
+
+@pytest.fixture
+def operator(db) -> User:
+    """Writes and places orders, curates products."""
+    perms = [f"factory.{verb}_{model}" for verb in ("view", "add", "change")
+             for model in ("order", "product", "project", "tag", "template", "wildcard")]
+    perms += ["factory.view_orderitem", "factory.view_factorymachine",
+              "factory.view_provider", "factory.view_mediafile"]
+    return _persona("operator", perms)
+
+
+@pytest.fixture
+def lead(db) -> User:
+    """Everything an operator does, plus the catalog and raised ceilings."""
+    user = _persona("lead", [])
+    user.is_superuser = True
+    user.save()
+    return user
+
+
+def worker_env(media_root: Path) -> dict[str, str]:
+    """Environment for a worker process that sees this test's database."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+               f"{db['PORT'] or 5432}/{db['NAME']}")
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "MEDIA_ROOT": str(media_root),
+        "DEMO_LATENCY_SECONDS": str(settings.DEMO_LATENCY_SECONDS),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def run_worker(media_root):
+    """Run a real `rqworker --burst` process until the queues are empty."""
+
+    def run(timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "rqworker", "submit",
+             "collect", "default", "--burst", "--with-scheduler"],
+            env=worker_env(media_root), cwd=ROOT, capture_output=True, text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def work_queues(redis_db, django_capture_on_commit_callbacks):
+    """Run queued jobs in this process (no fork), on the real Redis.
+
+    Jobs enqueue follow-up jobs on commit; inside a test's transaction those
+    fire when each round ends, so rounds repeat until nothing new is queued.
+    """
+    import django_rq
+    from rq import SimpleWorker
+
+    def work(max_rounds: int = 20) -> None:
+        for _ in range(max_rounds):
+            with django_capture_on_commit_callbacks(execute=True) as callbacks:
+                worker = django_rq.get_worker(
+                    "submit", "collect", "default", worker_class=SimpleWorker
+                )
+                worker.work(burst=True, with_scheduler=False)
+            if not callbacks:
+                return
+
+    return work
+
+
+@pytest.fixture
+def demo_order(catalog, lead, django_capture_on_commit_callbacks, work_queues):
+    """A placed and produced two-item demo order."""
+    from factory.models import FactoryMachine, Order, SeedStrategy
+    from factory.ordering import place_order
+
+    order = Order.objects.create(
+        title="Harbour studies",
+        machine=FactoryMachine.objects.get(slug="demo-image"),
+        prompt="a quiet harbour at dawn",
+        base_parameters={"width": 192, "height": 128},
+        runs=2, seed_strategy=SeedStrategy.INCREMENT, seed=1, created_by=lead,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(order)
+    work_queues()
+    order.refresh_from_db()
+    return order

@@ -1,0 +1,104 @@
+"""Placing orders: exact items, or a located error and nothing written."""
+from decimal import Decimal
+
+import pytest
+
+from factory.models import FactoryMachine, Order, OrderItem, OrderStatus, Project, SeedStrategy
+from factory.ordering import place_order, plan_order
+from factory.parameters.schema import ParameterError
+
+
+def _order(slug: str = "demo-image", **fields) -> Order:
+    fields.setdefault("prompt", "a red kite over dunes")
+    return Order.objects.create(machine=FactoryMachine.objects.get(slug=slug), **fields)
+
+
+@pytest.mark.django_db
+def test_plan_multiplies_groups_and_zips_inside_a_group(catalog):
+    order = _order(
+        sweeps=[[{"field": "width", "values": [256, 512]},
+                 {"field": "height", "values": [128, 256]}],
+                [{"field": "output_format", "values": ["png", "jpeg", "webp"]}]],
+        runs=2, seed_strategy=SeedStrategy.FIXED, seed=42,
+    )
+    plan = plan_order(order)
+    assert plan.count == 12
+    assert len(plan.items) == 12
+    assert {(i.parameters["width"], i.parameters["height"]) for i in plan.items} == {
+        (256, 128), (512, 256)}
+    assert {i.seed for i in plan.items} == {42}
+    assert plan.items[0].field_values == {"width": 256, "height": 128, "output_format": "png"}
+
+
+@pytest.mark.django_db
+def test_unknown_key_is_refused_with_a_suggestion_and_nothing_is_written(catalog):
+    order = _order(base_parameters={"widht": 512})
+    with pytest.raises(ParameterError, match=r"does not accept 'widht'. Did you mean 'width'\?"):
+        place_order(order)
+    assert OrderItem.objects.count() == 0
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DRAFT
+
+
+@pytest.mark.django_db
+def test_schema_violation_names_item_and_pointer(catalog):
+    order = _order(sweeps=[[{"field": "width", "values": [512, 99999]}]])
+    with pytest.raises(ParameterError, match=r"item 1: /width: 99999 is greater than the maximum of 2048"):
+        place_order(order)
+    assert OrderItem.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_unequal_zip_group_is_refused(catalog):
+    order = _order(sweeps=[[{"field": "width", "values": [256, 512]},
+                            {"field": "height", "values": [256]}]])
+    with pytest.raises(ParameterError, match=r"equal lengths, got width=2, height=1"):
+        plan_order(order)
+
+
+@pytest.mark.django_db
+def test_huge_sweep_is_refused_by_the_ceiling_before_building(catalog, settings):
+    settings.ORDER_ITEM_CEILING = 1000
+    values = list(range(64, 1064))
+    order = _order(sweeps=[[{"field": "width", "values": values}],
+                           [{"field": "height", "values": values}]])
+    with pytest.raises(ParameterError, match=r"1,000,000 items, over the ceiling of 1,000"):
+        plan_order(order)
+
+
+@pytest.mark.django_db
+def test_order_over_budget_is_not_placed(catalog):
+    project = Project.objects.create(name="Tight", budget=Decimal("0.05"))
+    order = _order(slug="fal-flux-dev", project=project, runs=3)
+    with pytest.raises(ParameterError, match="over its budget"):
+        place_order(order)
+    assert OrderItem.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_inactive_machine_takes_no_orders(catalog):
+    order = _order()
+    FactoryMachine.objects.filter(pk=order.machine_id).update(is_active=False)
+    order.refresh_from_db()
+    with pytest.raises(ParameterError, match="is inactive"):
+        plan_order(order)
+
+
+@pytest.mark.django_db
+def test_placing_twice_spends_once(catalog, django_capture_on_commit_callbacks, redis_db):
+    order = _order(runs=2)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        place_order(order)
+    assert len(callbacks) == 1
+    with pytest.raises(ParameterError, match="already placed"):
+        place_order(Order.objects.get(pk=order.pk))
+    assert OrderItem.objects.filter(order=order).count() == 2
+    assert redis_db.llen("rq:queue:submit") == 2
+
+
+@pytest.mark.django_db
+def test_safety_checker_is_off_unless_the_order_turns_it_on(catalog):
+    off = plan_order(_order(slug="fal-flux-dev")).items[0].parameters
+    on = plan_order(_order(slug="fal-flux-dev", safety_checker=True)).items[0].parameters
+    assert off["enable_safety_checker"] is False
+    assert on["enable_safety_checker"] is True
