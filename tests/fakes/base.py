@@ -1,0 +1,215 @@
+"""A small threaded HTTP server for fake providers, with fault injection.
+
+Each fake provider subclasses ``FakeProvider`` and registers routes. Tests
+script faults per route name (``server.faults.push("submit", Fault(...))``),
+read the ledger of accepted submissions, and fetch the files it serves.
+Binds to 127.0.0.1 only.
+"""
+import json
+import random
+import re
+import socket
+import struct
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour for the next request on a route.
+
+    kind: "status" answers ``status`` with ``body``/``headers``;
+    "hang" records the request (for submits) and never answers;
+    "reset" records it and drops the connection; "delay" sleeps
+    ``seconds`` and then answers normally.
+    """
+
+    kind: str
+    status: int = 500
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+class Faults:
+    """Per-route queues of scripted faults, plus a latency range."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, deque[Fault]] = defaultdict(deque)
+        self.latency: tuple[float, float] = (0.0, 0.0)
+        self._lock = threading.Lock()
+
+    def push(self, route: str, *faults: Fault) -> None:
+        with self._lock:
+            self._queues[route].extend(faults)
+
+    def pop(self, route: str) -> Fault | None:
+        with self._lock:
+            queue = self._queues.get(route)
+            return queue.popleft() if queue else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queues.clear()
+
+
+Handler = Callable[[Request, re.Match], Response]
+
+
+class FakeProvider:
+    """Routes, faults, a ledger and served files on a free 127.0.0.1 port."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern, str, Handler]] = []
+        self.faults = Faults()
+        self.ledger: list[dict[str, Any]] = []
+        self.requests: list[Request] = []
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._stopping = threading.Event()
+        self.route("GET", r"/files/(?P<name>[^/]+)", "file", self._serve_file)
+
+    # ------------------------------------------------------------ wiring
+    def route(self, method: str, pattern: str, name: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(pattern + r"/?$"), name, handler))
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "server not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeProvider":
+        fake = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                fake._dispatch(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # ------------------------------------------------------------ files
+    def serve_file(self, name: str, data: bytes, content_type: str) -> str:
+        """Serve ``data`` at /files/<name> and return its URL."""
+        self.files[name] = (data, content_type)
+        return f"{self.url}/files/{name}"
+
+    def _serve_file(self, request: Request, match: re.Match) -> Response:
+        found = self.files.get(match["name"])
+        if found is None:
+            return Response(404, {"detail": "Not Found"})
+        data, content_type = found
+        return Response(200, data, content_type=content_type)
+
+    def record_submission(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.ledger.append(entry)
+
+    # ------------------------------------------------------------ dispatch
+    def _dispatch(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        request = Request(
+            handler.command, parts.path, parse_qs(parts.query),
+            {k.lower(): v for k, v in handler.headers.items()}, body,
+        )
+        with self.lock:
+            self.requests.append(request)
+        low, high = self.faults.latency
+        if high > 0:
+            time.sleep(random.uniform(low, high))
+        for method, pattern, name, route_handler in self.routes:
+            match = pattern.match(parts.path)
+            if match and method == handler.command:
+                self._answer(handler, request, match, name, route_handler)
+                return
+        self._write(handler, Response(404, {"detail": f"no route {parts.path}"}))
+
+    def _answer(self, handler, request, match, name, route_handler) -> None:
+        fault = self.faults.pop(name)
+        if fault is None or fault.kind == "delay":
+            if fault is not None:
+                time.sleep(fault.seconds)
+            self._write(handler, route_handler(request, match))
+        elif fault.kind == "status":
+            self._write(handler, Response(fault.status, fault.body, fault.headers))
+        elif fault.kind in ("hang", "reset"):
+            route_handler(request, match)  # the provider accepted the work
+            if fault.kind == "hang":
+                self._stopping.wait(fault.seconds or 3600)
+            _reset(handler.connection)
+            handler.close_connection = True
+        else:
+            raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+    @staticmethod
+    def _write(handler: BaseHTTPRequestHandler, response: Response) -> None:
+        if isinstance(response.body, bytes):
+            payload = response.body
+        elif response.body is None:
+            payload = b""
+        elif isinstance(response.body, str):
+            payload = response.body.encode()
+        else:
+            payload = json.dumps(response.body).encode()
+        handler.send_response(response.status)
+        handler.send_header("Content-Type", response.content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        for key, value in response.headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+
+def _reset(connection: socket.socket) -> None:
+    """Close with RST instead of FIN, as a crashed proxy would."""
+    try:
+        connection.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        connection.close()
+    except OSError:
+        pass
