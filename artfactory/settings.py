@@ -47,6 +47,14 @@ def _read(name: str, cast: Callable[[str], Any], default: Any) -> Any:
         raise ImproperlyConfigured(f"{name}={raw!r} is malformed: {exc}") from exc
 
 
+def _db_config(url: str) -> dict[str, Any]:
+    """Parse a database URL, refusing schemes Django has no backend for."""
+    scheme = url.split("://", 1)[0]
+    if "://" not in url or scheme not in environ.Env.DB_SCHEMES:
+        raise ValueError("expected e.g. postgres://user@host:5432/name or sqlite:///path")
+    return environ.Env.db_url_config(url)
+
+
 def _local_secret_key() -> str:
     """Generate a secret key once, kept in the git-ignored .env file."""
     key = secrets.token_urlsafe(50)
@@ -63,6 +71,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "admin_ext.apps.AdminExtConfig",  # first: its templates override unfold's
     "unfold",
     "unfold.contrib.filters",
     "unfold.contrib.forms",
@@ -78,7 +87,6 @@ INSTALLED_APPS = [
     "django_rq",
     "axes",
     "factory.apps.FactoryConfig",
-    "admin_ext.apps.AdminExtConfig",
 ]
 
 MIDDLEWARE = [
@@ -120,7 +128,7 @@ TEMPLATES = [
 DATABASES = {
     "default": _read(
         "DATABASE_URL",
-        environ.Env.db_url_config,
+        _db_config,
         {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "db.sqlite3")},
     )
 }
@@ -144,6 +152,7 @@ AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", int, 10)
 AXES_COOLOFF_TIME = 1  # hours
 AXES_RESET_ON_SUCCESS = True
 ADMIN_LOGIN_FILE = VAR_DIR / "admin-login.txt"
+ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 
 # ---------------------------------------------------------------- i18n
 LANGUAGE_CODE = "en-us"

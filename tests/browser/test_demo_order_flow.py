@@ -60,3 +60,11 @@ def test_place_demo_order_and_see_thumbnails(
     page.goto(f"{live_server.url}/admin/factory/order/")
     assert page.get_by_text("Done", exact=True).count() >= 1
     page.screenshot(path=str(SCREENSHOTS / "orders.png"))
+
+    page.goto(f"{live_server.url}/admin/")
+    assert page.locator("section img[loading=lazy]").count() == 4
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('section img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"))
