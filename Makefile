@@ -12,10 +12,14 @@ PYTEST_ARGS ?=
 SERVICE_WAIT ?= 30
 
 # Test runs use their own databases so they never touch a developer's data.
+# Override them to run two suites side by side.
+TEST_PG_NAME ?= artfactory
+TEST_REDIS_SQLITE ?= redis://127.0.0.1:6379/14
+TEST_REDIS_PG ?= redis://127.0.0.1:6379/15
 SQLITE_TEST_ENV := DATABASE_URL=sqlite:///$(CURDIR)/var/test.sqlite3 \
-	REDIS_URL=redis://127.0.0.1:6379/14
-PG_TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/artfactory \
-	REDIS_URL=redis://127.0.0.1:6379/15
+	REDIS_URL=$(TEST_REDIS_SQLITE)
+PG_TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/$(TEST_PG_NAME) \
+	REDIS_URL=$(TEST_REDIS_PG)
 
 PG_READY := pg_isready -q -h 127.0.0.1 -p 5432
 PG_START := pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
