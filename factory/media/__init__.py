@@ -1,0 +1,1 @@
+"""Verify, store, thumbnail and annotate produced media files."""
