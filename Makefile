@@ -39,7 +39,6 @@ $(STAMP): requirements.txt
 run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_seed_data
-	$(PY) manage.py ensure_admin --port $(PORT)
 	$(PY) manage.py run_local --port $(PORT) --workers $(WORKERS)
 
 # $(call ensure_service,NAME,READY,START,STARTER): start NAME with START
