@@ -28,7 +28,7 @@ class OrderAdmin(ModelAdmin):
     ]
     list_select_related = ["machine__provider", "project"]
     search_fields = ["title", "prompt"]
-    autocomplete_fields = ["project", "template"]
+    autocomplete_fields = ["project", "template", "source_order"]
     readonly_fields = [
         "status", "item_count", "estimated_cost", "created_by", "created_at",
         "placed_at", "finished_at",
@@ -37,8 +37,12 @@ class OrderAdmin(ModelAdmin):
         (None, {"fields": ["title", "machine", "project", "prompt"]}),
         ("Parameters", {"fields": [
             "base_parameters", "sweeps", "runs", "seed_strategy", "seed",
-            "safety_checker", "item_ceiling", "template",
+            "safety_checker",
         ]}),
+        ("Prompt and tokens", {"fields": [
+            "prompt_mode", "prompt_samples", "tokens", "required_parameters",
+        ]}),
+        ("Limits and origin", {"fields": ["item_ceiling", "template", "source_order"]}),
         ("State", {"fields": readonly_fields}),
     ]
     actions_detail = ["place_detail"]

@@ -7,6 +7,7 @@ from factory.models.orders import (
     Order,
     OrderItem,
     OrderStatus,
+    PromptMode,
     SeedStrategy,
 )
 from factory.models.projects import Project, Tag
@@ -14,6 +15,6 @@ from factory.models.recipes import Template, Wildcard
 
 __all__ = [
     "FINISHED", "FactoryMachine", "ItemStatus", "MediaFile", "Modality", "Order",
-    "OrderItem", "OrderStatus", "PriceUnit", "Product", "Project", "Provider",
+    "OrderItem", "OrderStatus", "PriceUnit", "Product", "PromptMode", "Project", "Provider",
     "SeedStrategy", "Tag", "Template", "Wildcard",
 ]

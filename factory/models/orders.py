@@ -31,6 +31,11 @@ class ItemStatus(models.TextChoices):
     SUBMIT_UNKNOWN = "submit_unknown", "Submit outcome unknown"
 
 
+class PromptMode(models.TextChoices):
+    COMBINATORIAL = "combinatorial", "Every combination"
+    RANDOM = "random", "Random samples"
+
+
 class SeedStrategy(models.TextChoices):
     FIXED = "fixed", "Fixed"
     RANDOM = "random", "Random per item"
@@ -55,10 +60,29 @@ class Order(models.Model):
         "factory.Template", on_delete=models.SET_NULL, null=True, blank=True,
         related_name="orders",
     )
+    source_order = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="reorders", help_text="The order this one was copied from.",
+    )
     prompt = models.TextField(
-        blank=True, help_text="Prompt template: {a|b} variants, __wildcards__."
+        blank=True,
+        help_text="Prompt template: {a|b} variants, __wildcards__, ${token}.",
+    )
+    prompt_mode = models.CharField(
+        max_length=15, choices=PromptMode.choices, default=PromptMode.COMBINATORIAL
+    )
+    prompt_samples = models.PositiveIntegerField(
+        default=1, help_text="Prompts drawn in random mode."
+    )
+    tokens = models.JSONField(
+        default=dict, blank=True, help_text="Values for ${name} in any text parameter."
     )
     base_parameters = models.JSONField(default=dict, blank=True)
+    required_parameters = models.JSONField(
+        default=list, blank=True,
+        help_text="Parameters every machine must take; otherwise they may be "
+        "dropped with a warning on machines that lack them.",
+    )
     sweeps = models.JSONField(
         default=list, blank=True,
         help_text="Groups of value lists: zipped inside a group, multiplied across.",

@@ -4,7 +4,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from factory.models.catalog import FactoryMachine
-from factory.models.orders import SeedStrategy
+from factory.models.orders import PromptMode, SeedStrategy
 
 
 class Template(models.Model):
@@ -16,13 +16,20 @@ class Template(models.Model):
         FactoryMachine, on_delete=models.PROTECT, related_name="templates"
     )
     prompt = models.TextField(blank=True)
+    prompt_mode = models.CharField(
+        max_length=15, choices=PromptMode.choices, default=PromptMode.COMBINATORIAL
+    )
+    prompt_samples = models.PositiveIntegerField(default=1)
+    tokens = models.JSONField(default=dict, blank=True)
     base_parameters = models.JSONField(default=dict, blank=True)
+    required_parameters = models.JSONField(default=list, blank=True)
     sweeps = models.JSONField(default=list, blank=True)
     runs = models.PositiveIntegerField(default=1)
     seed_strategy = models.CharField(
         max_length=10, choices=SeedStrategy.choices, default=SeedStrategy.RANDOM
     )
     seed = models.BigIntegerField(null=True, blank=True)
+    safety_checker = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
