@@ -1,11 +1,20 @@
 """Catalog section: providers, factory machines, templates and wildcards."""
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
-from unfold.decorators import display
+from unfold.decorators import action, display
 
 from admin_ext.filters import MachineFilter
 from factory.models import FactoryMachine, Provider, Template, Wildcard
+from factory.recipes import ImportReport, import_wildcard_files, order_from_template
+
+WILDCARD_FILE_BYTES = 5 * 1024 * 1024
 
 
 class MachineInline(TabularInline):
@@ -75,17 +84,85 @@ class TemplateAdmin(ModelAdmin):
     search_fields = ["name", "prompt", "description"]
     autocomplete_fields = ["machine"]
     readonly_fields = ["created_by", "created_at"]
+    actions_detail = ["new_order_detail"]
 
     def save_model(self, request, obj, form, change) -> None:
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
+    def has_new_order_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm("factory.add_order")
+
+    @action(description="New order from template", url_path="new-order",
+            icon="add_shopping_cart", permissions=["new_order"])
+    def new_order_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Start a draft order from the template; placing it is separate."""
+        order = order_from_template(
+            get_object_or_404(Template, pk=object_id), request.user
+        )
+        self.message_user(request, f"{order} is a new draft.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:factory_order_change", args=[order.pk])
+        )
+
+
+def _uploads(files: list) -> list[tuple[str, bytes]]:
+    """Name and bytes of each upload, refusing none or oversized ones."""
+    if not files:
+        raise ValidationError("Choose at least one .txt, .yaml or .json file.")
+    for upload in files:
+        if upload.size > WILDCARD_FILE_BYTES:
+            raise ValidationError(
+                f"{upload.name}: {upload.size:,} bytes is over the "
+                f"{WILDCARD_FILE_BYTES:,}-byte limit for a wildcard file."
+            )
+    return [(upload.name, upload.read()) for upload in files]
+
+
+def _report_message(report: ImportReport, files: int) -> str:
+    found = ngettext(
+        "%(n)d wildcard from %(files)d file", "%(n)d wildcards from %(files)d files",
+        len(report.names),
+    ) % {"n": len(report.names), "files": files}
+    return (f"Imported {found}: {report.created} created, {report.updated} "
+            f"updated, {report.unchanged} unchanged.")
+
 
 @admin.register(Wildcard)
 class WildcardAdmin(ModelAdmin):
     list_display = ["name", "value_count", "updated_at"]
     search_fields = ["name", "description"]
+    actions_list = ["import_list"]
+
+    def has_upload_permission(self, request: HttpRequest) -> bool:
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    @action(description="Import wildcards", url_path="import", icon="upload_file",
+            permissions=["upload"])
+    def import_list(self, request: HttpRequest) -> HttpResponse:
+        """Ask for .txt, .yaml or .json files; import them all or none on POST."""
+        files = request.FILES.getlist("files")
+        error = ""
+        if request.method == "POST":
+            try:
+                report = import_wildcard_files(_uploads(files))
+            except ValidationError as exc:
+                error = " ".join(exc.messages)
+            else:
+                self.message_user(
+                    request, _report_message(report, len(files)), messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:factory_wildcard_changelist")
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import wildcards", "error": error,
+            "opts": self.model._meta,
+            "changelist_url": reverse("admin:factory_wildcard_changelist"),
+        }
+        return TemplateResponse(request, "admin_ext/import_wildcards.html", context)
 
     @display(description="Values")
     def value_count(self, obj: Wildcard) -> int:

@@ -1,7 +1,9 @@
 """Inventory section: products and the media files behind them."""
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
@@ -9,6 +11,7 @@ from unfold.decorators import action, display
 from admin_ext.display import thumbnail_html
 from admin_ext.filters import MachineFilter
 from factory.models import MediaFile, Product
+from factory.recipes import order_again_from_product
 
 
 @admin.register(Product)
@@ -38,12 +41,16 @@ class ProductAdmin(ModelAdmin):
         ]}),
     ]
     actions = ["mark_favorite"]
+    actions_detail = ["order_again_detail"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).for_grid()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_order_again_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm("factory.add_order")
 
     @display(description="Preview")
     def display_thumbnail(self, obj: Product) -> str:
@@ -77,6 +84,19 @@ class ProductAdmin(ModelAdmin):
     def mark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         count = queryset.update(is_favorite=True)
         self.message_user(request, f"{count} products marked as favorite.")
+
+    @action(description="Order again", url_path="order-again",
+            icon="content_copy", permissions=["order_again"])
+    def order_again_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Start a one-item draft repeating this product's exact call."""
+        product = get_object_or_404(
+            Product.objects.select_related("item__order"), pk=object_id
+        )
+        order = order_again_from_product(product, request.user)
+        self.message_user(request, f"{order} is a new draft.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:factory_order_change", args=[order.pk])
+        )
 
 
 @admin.register(MediaFile)

@@ -1,5 +1,6 @@
 """Production section: orders and their items."""
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -13,6 +14,7 @@ from admin_ext.filters import MachineFilter
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
+from factory.recipes import diff_orders, order_again, save_as_template
 
 PREVIEW_ITEMS = 5
 
@@ -45,7 +47,7 @@ class OrderAdmin(ModelAdmin):
         ("Limits and origin", {"fields": ["item_ceiling", "template", "source_order"]}),
         ("State", {"fields": readonly_fields}),
     ]
-    actions_detail = ["place_detail"]
+    actions_detail = ["place_detail", "order_again_detail", "save_template_detail"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -56,12 +58,20 @@ class OrderAdmin(ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != OrderStatus.DRAFT:
             return [f.name for f in self.model._meta.fields if f.name != "id"]
+        if not request.user.has_perm("factory.raise_item_ceiling"):
+            return [*self.readonly_fields, "item_ceiling"]
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def has_order_again_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm("factory.add_order")
+
+    def has_save_template_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm("factory.add_template")
 
     @display(description="Status", label=ORDER_COLOURS, ordering="status")
     def display_status(self, obj: Order) -> str:
@@ -78,6 +88,49 @@ class OrderAdmin(ModelAdmin):
             reverse("admin:factory_order_place", args=[object_id])
         )
 
+    @action(description="Order again", url_path="order-again",
+            icon="content_copy", permissions=["order_again"])
+    def order_again_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Copy the order as a new draft; placing it shows what changed."""
+        copy = order_again(get_object_or_404(Order, pk=object_id), request.user)
+        self.message_user(
+            request, f"{copy} is a new draft; placing it lists what changed.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(
+            reverse("admin:factory_order_change", args=[copy.pk])
+        )
+
+    @action(description="Save as template", url_path="save-as-template",
+            icon="bookmark_add", permissions=["save_template"])
+    def save_template_detail(
+        self, request: HttpRequest, object_id: str
+    ) -> HttpResponse:
+        """Ask for a name; write the template on POST."""
+        order = get_object_or_404(Order, pk=object_id)
+        name = request.POST.get("name", str(order))
+        error = ""
+        if request.method == "POST":
+            try:
+                template = save_as_template(order, name, request.user)
+            except ValidationError as exc:
+                error = " ".join(exc.messages)
+            else:
+                self.message_user(
+                    request, f"Template {template} saved.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:factory_template_change", args=[template.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Save {order} as a template",
+            "order": order, "name": name, "error": error,
+            "opts": self.model._meta,
+            "change_url": reverse("admin:factory_order_change", args=[order.pk]),
+        }
+        return TemplateResponse(request, "admin_ext/save_template.html", context)
+
     def get_urls(self):
         view = self.admin_site.admin_view(self.place_view)
         return [
@@ -87,7 +140,13 @@ class OrderAdmin(ModelAdmin):
 
     def place_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Show count, sample and cost; spend only on POST."""
-        order = get_object_or_404(Order.objects.select_related("machine"), pk=object_id)
+        order = get_object_or_404(
+            Order.objects.select_related(
+                "machine", "project", "source_order__machine",
+                "source_order__project",
+            ),
+            pk=object_id,
+        )
         change_url = reverse("admin:factory_order_change", args=[order.pk])
         if not self.has_change_permission(request, order):
             messages.error(request, "You may not place orders.")
@@ -106,6 +165,7 @@ class OrderAdmin(ModelAdmin):
         except ParameterError as exc:
             messages.error(request, f"{order} cannot be placed: {exc}")
             return HttpResponseRedirect(change_url)
+        source = order.source_order
         context = {
             **self.admin_site.each_context(request),
             "title": f"Place {order}?",
@@ -114,6 +174,8 @@ class OrderAdmin(ModelAdmin):
             "sample": plan.items[:PREVIEW_ITEMS],
             "opts": self.model._meta,
             "change_url": change_url,
+            "source": source,
+            "changes": diff_orders(source, order) if source else [],
         }
         return TemplateResponse(request, "admin_ext/place_order.html", context)
 

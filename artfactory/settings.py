@@ -4,6 +4,7 @@ With no environment at all it runs on SQLite, local media files and the
 offline demo provider. PostgreSQL, an external Redis and S3-compatible
 storage switch on when their variables are set.
 """
+import json
 import secrets
 from pathlib import Path
 from typing import Any, Callable
@@ -208,6 +209,10 @@ REPLICATE_BASE_URL = env.str("REPLICATE_BASE_URL", default="https://api.replicat
 CIVITAI_BASE_URL = env.str(
     "CIVITAI_BASE_URL", default="https://orchestration.civitai.com"
 )
+FAL_API_URL = env.str("FAL_API_URL", default="https://api.fal.ai")
+FAL_SUBMIT_TIMEOUT = _read("FAL_SUBMIT_TIMEOUT", float, 120.0)
+FAL_WEBHOOK_KEYS = _read("FAL_WEBHOOK_KEYS", json.loads, None)
+REPLICATE_WEBHOOK_SECRET = env.str("REPLICATE_WEBHOOK_SECRET", default="")
 DEMO_LATENCY_SECONDS = _read("DEMO_LATENCY_SECONDS", float, 0.5)
 
 # ---------------------------------------------------------------- ordering

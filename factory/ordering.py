@@ -1,5 +1,4 @@
-"""Order workflows: preview, place and cancel. Never sees a request or form."""
-import difflib
+"""Order workflows: plan and place. Never sees a request or form."""
 import json
 import random
 from dataclasses import dataclass, field
@@ -11,12 +10,18 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from factory.models import FactoryMachine, Order, OrderItem, OrderStatus, SeedStrategy
-from factory.parameters.pricing import estimate_cost
-from factory.parameters.schema import ParameterError, schema_errors
-from factory.parameters.sweeps import count_items, expand
+from factory.models import (
+    FactoryMachine, Order, OrderItem, OrderStatus, PromptMode, SeedStrategy, Wildcard,
+)
+from factory.parameters.items import SENTINEL, MachineRules, resolve_item
+from factory.parameters.prompts import count_prompts, expand_prompts, interpolate
+from factory.parameters.schema import ParameterError, check_plain_json
+from factory.parameters.sweeps import check_sweeps, count_items, expand
 
 SEED_LIMIT = 2**32
+MACHINE_FIELD = "machine"
+PROMPT_FIELD = "prompt"
+MAX_WARNINGS = 20
 _random = random.SystemRandom()
 
 
@@ -42,14 +47,83 @@ class OrderPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def _unknown_key_error(machine: FactoryMachine, key: str, where: str) -> str:
-    accepted = machine.accepted_keys
-    close = difflib.get_close_matches(key, accepted, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return (
-        f"{where}: {machine.slug} does not accept {key!r}.{hint} "
-        f"It accepts: {', '.join(accepted)}."
+class _Context:
+    """What every item of one order shares, computed once."""
+
+    def __init__(self, order: Order) -> None:
+        for name in ("base_parameters", "sweeps", "tokens", "required_parameters"):
+            check_plain_json(getattr(order, name), name)
+        self.order = order
+        self.sweeps = check_sweeps(order.sweeps)
+        self.swept = {e["field"] for group in self.sweeps for e in group}
+        self.machines = _order_machines(order, self.sweeps)
+        self.cross_machine = MACHINE_FIELD in self.swept
+        self.required = set(order.required_parameters or [])
+        self.rules = {
+            slug: _rules(machine, order.safety_checker)
+            for slug, machine in self.machines.items()
+        }
+        self.wildcards = _wildcards() if "__" in order.prompt else {}
+
+    def prompt_tokens(self) -> dict[str, Any]:
+        """Tokens known before items exist; later values stay as sentinels."""
+        later = set(self.swept)
+        for rules in self.rules.values():
+            later.update(rules.properties)
+        tokens = {name: f"{SENTINEL}{name}{SENTINEL}" for name in later}
+        tokens.update(self.order.base_parameters)
+        tokens.update(self.order.tokens)
+        return tokens
+
+    def prompt_count(self) -> int:
+        if not self.order.prompt or PROMPT_FIELD in self.swept:
+            return 1
+        return count_prompts(
+            self.order.prompt, self.wildcards, self.order.prompt_mode,
+            limit=self.order.prompt_samples, tokens=self.prompt_tokens(),
+        )
+
+    def prompts(self, limit: int) -> list[str] | None:
+        order = self.order
+        if not order.prompt or PROMPT_FIELD in self.swept:
+            return None
+        random_mode = order.prompt_mode == PromptMode.RANDOM
+        return expand_prompts(
+            order.prompt, self.wildcards, order.prompt_mode,
+            limit=order.prompt_samples if random_mode else limit,
+            # Preview and placing must draw the same prompts.
+            seed=order.seed if order.seed is not None else order.pk,
+            tokens=self.prompt_tokens(),
+        )
+
+
+def _rules(machine: FactoryMachine, safety_on: bool) -> MachineRules:
+    return MachineRules(
+        slug=machine.slug, schema=machine.input_schema, aliases=machine.aliases,
+        base={**machine.defaults, **machine.safety_parameters(safety_on)},
+        price_amount=machine.price_amount, price_unit=machine.price_unit,
     )
+
+
+def _order_machines(order: Order, sweeps: list) -> dict[str, FactoryMachine]:
+    slugs = [v for group in sweeps for e in group if e["field"] == MACHINE_FIELD
+             for v in e["values"]]
+    if not slugs:
+        machines = {order.machine.slug: order.machine}
+    else:
+        found = FactoryMachine.objects.select_related("provider").filter(slug__in=slugs)
+        machines = {m.slug: m for m in found}
+        missing = sorted(set(map(str, slugs)) - set(machines))
+        if missing:
+            raise ParameterError(f"sweeps: unknown machine(s) {', '.join(missing)}")
+    for machine in machines.values():
+        if not machine.is_active or not machine.provider.is_active:
+            raise ParameterError(f"machine {machine.slug} is inactive")
+    return machines
+
+
+def _wildcards() -> dict[str, list[str]]:
+    return dict(Wildcard.objects.values_list("name", "values"))
 
 
 def _seed_for(order: Order, index: int) -> int:
@@ -61,67 +135,75 @@ def _seed_for(order: Order, index: int) -> int:
     return start
 
 
-def resolve_parameters(
-    order: Order, machine: FactoryMachine, values: dict[str, Any], index: int
-) -> tuple[dict[str, Any], int | None]:
-    """Defaults, then safety, base parameters, prompt and swept values."""
-    user_set = {**order.base_parameters, **values}
-    for key in user_set:
-        if key not in machine.input_schema.get("properties", {}):
-            raise ParameterError(_unknown_key_error(machine, key, f"item {index}"))
-    params = {**machine.defaults, **machine.safety_parameters(order.safety_checker)}
-    if order.prompt:
-        params["prompt"] = order.prompt
-    params.update(user_set)
-    seed = None
-    if "seed" in machine.input_schema["properties"]:
-        seed = int(params["seed"]) if "seed" in values else _seed_for(order, index)
-        params["seed"] = seed
-    return params, seed
+def _planned_items(
+    ctx: _Context, prompts: list[str] | None
+) -> Iterator[tuple[PlannedItem, list[str]]]:
+    order = ctx.order
+    fixed_prompt = order.prompt or None
+    sweeps = ctx.sweeps
+    if prompts is not None and len(prompts) == 1:
+        fixed_prompt = prompts[0]
+    elif prompts:
+        sweeps = sweeps + [[{"field": PROMPT_FIELD, "values": prompts}]]
+    default_slug = next(iter(ctx.machines))
+    for index, values in enumerate(expand(sweeps, order.runs)):
+        user = {**order.base_parameters, **values}
+        slug = str(user.pop(MACHINE_FIELD, default_slug))
+        prompt = user.pop(PROMPT_FIELD, fixed_prompt)
+        if prompts is None and prompt is not None and "$" in prompt:
+            prompt = interpolate(prompt, {**order.tokens, **user}, field=PROMPT_FIELD)
+        resolved = resolve_item(
+            ctx.rules[slug], user, prompt, _seed_for(order, index),
+            strict=not ctx.cross_machine, required=ctx.required,
+            tokens=order.tokens, index=index,
+        )
+        yield PlannedItem(
+            index, ctx.machines[slug], values, resolved.parameters, resolved.seed,
+            resolved.cost,
+        ), resolved.warnings
 
 
-def _planned_items(order: Order) -> Iterator[PlannedItem]:
-    machine = order.machine
-    for index, values in enumerate(expand(order.sweeps, order.runs)):
-        params, seed = resolve_parameters(order, machine, values, index)
-        problems = schema_errors(machine.input_schema, params)
-        if problems:
-            raise ParameterError(f"item {index}: " + "; ".join(problems))
-        cost = estimate_cost(machine.price_amount, machine.price_unit, params)
-        yield PlannedItem(index, machine, values, params, seed, cost)
-
-
-def _check_limits(order: Order, count: int, cost: Decimal) -> None:
+def _check_ceiling(order: Order, count: int) -> None:
     ceiling = order.item_ceiling or settings.ORDER_ITEM_CEILING
     if count > ceiling:
         raise ParameterError(
             f"this order expands to {count:,} items, over the ceiling of "
             f"{ceiling:,}; an operator with permission can raise it for this order"
         )
+
+
+def _check_budget(order: Order, cost: Decimal) -> None:
     project = order.project
-    if project is not None and project.budget is not None:
-        spent = project.orders.exclude(pk=order.pk).exclude(
-            status=OrderStatus.DRAFT
-        ).aggregate(total=Sum("estimated_cost"))["total"] or Decimal(0)
-        if spent + cost > project.budget:
-            raise ParameterError(
-                f"estimated cost {cost} would take project {project} over its "
-                f"budget ({spent} of {project.budget} already committed)"
-            )
+    if project is None or project.budget is None:
+        return
+    spent = project.orders.exclude(pk=order.pk).exclude(
+        status=OrderStatus.DRAFT
+    ).aggregate(total=Sum("estimated_cost"))["total"] or Decimal(0)
+    if spent + cost > project.budget:
+        raise ParameterError(
+            f"estimated cost {cost} would take project {project} over its "
+            f"budget ({spent} of {project.budget} already committed)"
+        )
+
+
+def count_order_items(order: Order) -> int:
+    """The exact item count, by arithmetic, before any item is built."""
+    ctx = _Context(order)
+    return count_items(ctx.sweeps, order.runs) * ctx.prompt_count()
 
 
 def plan_order(order: Order) -> OrderPlan:
-    """Expand and validate every item; refuse huge sweeps before building."""
-    if not order.machine.is_active or not order.machine.provider.is_active:
-        raise ParameterError(f"machine {order.machine.slug} is inactive")
-    count = count_items(order.sweeps, order.runs)
-    ceiling = order.item_ceiling or settings.ORDER_ITEM_CEILING
-    if count > ceiling:
-        _check_limits(order, count, Decimal(0))
-    items = list(_planned_items(order))
+    """Expand and validate every item; refuse huge orders before building."""
+    ctx = _Context(order)
+    count = count_items(ctx.sweeps, order.runs) * ctx.prompt_count()
+    _check_ceiling(order, count)
+    items, warnings = [], {}
+    for item, item_warnings in _planned_items(ctx, ctx.prompts(limit=count)):
+        items.append(item)
+        warnings.update(dict.fromkeys(item_warnings))
     total = sum((item.cost for item in items), Decimal(0))
-    _check_limits(order, count, total)
-    return OrderPlan(count=count, items=items, estimated_cost=total)
+    _check_budget(order, total)
+    return OrderPlan(count, items, total, list(warnings)[:MAX_WARNINGS])
 
 
 def place_order(order: Order) -> Order:
@@ -137,21 +219,19 @@ def place_order(order: Order) -> Order:
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.status != OrderStatus.DRAFT:
             raise ParameterError(f"order {order.pk} was already placed")
-        created = OrderItem.objects.bulk_create(
-            OrderItem(
+        OrderItem.objects.bulk_create(
+            (OrderItem(
                 order=order, machine=item.machine, index=item.index,
                 field_values=item.field_values, parameters=item.parameters,
                 seed=item.seed, cost=item.cost,
-            )
-            for item in plan.items
+            ) for item in plan.items),
+            batch_size=1000,
         )
         order.status = OrderStatus.PLACED
         order.item_count = plan.count
         order.estimated_cost = plan.estimated_cost
         order.placed_at = timezone.now()
         order.save(update_fields=["status", "item_count", "estimated_cost", "placed_at"])
-        ids = [item.pk for item in created] if created and created[0].pk else list(
-            order.items.values_list("pk", flat=True)
-        )
+        ids = list(order.items.order_by("index").values_list("pk", flat=True))
         transaction.on_commit(lambda: enqueue_items(ids))
     return order

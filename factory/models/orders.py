@@ -118,6 +118,26 @@ class Order(models.Model):
     def __str__(self) -> str:
         return self.title or f"Order #{self.pk}"
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from factory.parameters.schema import ParameterError, check_plain_json
+        from factory.parameters.sweeps import check_sweeps
+
+        errors = {}
+        for name in ("base_parameters", "sweeps", "tokens", "required_parameters"):
+            try:
+                check_plain_json(getattr(self, name), name)
+            except ParameterError as exc:
+                errors[name] = str(exc)
+        if "sweeps" not in errors:
+            try:
+                check_sweeps(self.sweeps)
+            except ParameterError as exc:
+                errors["sweeps"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
+
 
 class OrderItemQuerySet(models.QuerySet):
     def unfinished(self) -> "OrderItemQuerySet":

@@ -1,10 +1,14 @@
 """JSON-Schema checks for machine inputs, with located, human errors."""
 from functools import lru_cache
 import json
-from typing import Any
+import math
+from typing import Any, Callable
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+
+MAX_JSON_DEPTH = 20
 
 
 class ParameterError(ValueError):
@@ -23,6 +27,39 @@ def _compiled(schema_json: str) -> Draft202012Validator:
 def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
     """A compiled validator, built once per distinct schema."""
     return _compiled(json.dumps(schema, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _fast(schema_json: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(json.loads(schema_json))
+
+
+def fast_check(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """A compiled yes/no check, ~30x faster than jsonschema; compile once."""
+    check = _fast(json.dumps(schema, sort_keys=True))
+
+    def is_valid(params: dict[str, Any]) -> bool:
+        try:
+            check(params)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+    return is_valid
+
+
+def check_plain_json(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse NaN, Infinity and nesting deeper than MAX_JSON_DEPTH."""
+    if depth > MAX_JSON_DEPTH:
+        raise ParameterError(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(f"{where}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_plain_json(item, f"{where}/{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_plain_json(item, f"{where}/{index}", depth + 1)
 
 
 def schema_errors(schema: dict[str, Any], params: dict[str, Any]) -> list[str]:

@@ -25,6 +25,11 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def item_key(item: OrderItem) -> str:
+    """A key unique to this item, even across a database reset."""
+    return f"item-{item.pk}-{int(item.created_at.timestamp())}"
+
+
 def submit_claimed_item(item: OrderItem) -> None:
     """Make the item's one provider call; the claim already recorded intent.
 
@@ -36,7 +41,7 @@ def submit_claimed_item(item: OrderItem) -> None:
     progress.mark_running(item.order_id)
     backend = get_backend(item.machine.provider.slug)
     try:
-        request_id = backend.submit(item.machine, item.parameters)
+        request_id = backend.submit(item.machine, item.parameters, key=item_key(item))
     except TransientError as exc:
         _retry_later(item, exc)
     except OutcomeUnknownError as exc:

@@ -1,9 +1,15 @@
 """Provider adapters, chosen by the machine's provider slug."""
 from factory.providers.base import ProviderBackend
+from factory.providers.civitai import CivitaiBackend
 from factory.providers.demo import DemoBackend
+from factory.providers.fal import FalBackend
+from factory.providers.replicate import ReplicateBackend
 
 BACKENDS: dict[str, type[ProviderBackend]] = {
     DemoBackend.slug: DemoBackend,
+    FalBackend.slug: FalBackend,
+    ReplicateBackend.slug: ReplicateBackend,
+    CivitaiBackend.slug: CivitaiBackend,
 }
 
 

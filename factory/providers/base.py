@@ -83,8 +83,14 @@ class ProviderBackend:
 
     slug: str = ""
 
-    def submit(self, machine: MachineSpec, params: dict[str, Any]) -> str:
-        """Make exactly one paid request and return the provider's request id."""
+    def submit(
+        self, machine: MachineSpec, params: dict[str, Any], *, key: str | None = None
+    ) -> str:
+        """Make exactly one paid request and return the provider's request id.
+
+        ``key`` identifies the item; providers with idempotency keys (Civitai's
+        ``externalId``) send it so a repeat returns the first request.
+        """
         raise NotImplementedError("ProviderBackend.submit")
 
     def status(self, machine: MachineSpec, request_id: str) -> RemoteStatus:
@@ -98,7 +104,8 @@ class ProviderBackend:
         raise NotImplementedError("ProviderBackend.cancel")
 
     def find(
-        self, machine: MachineSpec, submitted_after: datetime, params: dict[str, Any]
+        self, machine: MachineSpec, submitted_after: datetime, params: dict[str, Any],
+        *, key: str | None = None,
     ) -> str | None:
         """The request id of an earlier submission of ``params``, if any."""
         raise NotImplementedError("ProviderBackend.find")

@@ -48,7 +48,9 @@ class DemoBackend(ProviderBackend):
             raise PermanentError(f"demo request {request_id} is unknown or expired")
         return json.loads(raw)
 
-    def submit(self, machine: MachineSpec, params: dict[str, Any]) -> str:
+    def submit(
+        self, machine: MachineSpec, params: dict[str, Any], *, key: str | None = None
+    ) -> str:
         if not str(params.get("prompt", "")).strip():
             raise PermanentError("prompt: a non-empty prompt is required")
         request_id = f"demo-{uuid.uuid4().hex}"
@@ -115,7 +117,8 @@ class DemoBackend(ProviderBackend):
         self.redis.set(KEY_PREFIX + request_id, json.dumps(record), ex=TTL_SECONDS)
 
     def find(
-        self, machine: MachineSpec, submitted_after: datetime, params: dict[str, Any]
+        self, machine: MachineSpec, submitted_after: datetime, params: dict[str, Any],
+        *, key: str | None = None,
     ) -> str | None:
         found = self.redis.get(
             KEY_PREFIX + "fp:" + fingerprint(machine.endpoint_id, params)

@@ -43,7 +43,7 @@ def test_unknown_key_is_refused_with_a_suggestion_and_nothing_is_written(catalog
 @pytest.mark.django_db
 def test_schema_violation_names_item_and_pointer(catalog):
     order = _order(sweeps=[[{"field": "width", "values": [512, 99999]}]])
-    with pytest.raises(ParameterError, match=r"item 1: /width: 99999 is greater than the maximum of 2048"):
+    with pytest.raises(ParameterError, match=r"item 1 on demo-image: /width: 99999 is greater than the maximum of 2048"):
         place_order(order)
     assert OrderItem.objects.count() == 0
 

@@ -1,0 +1,84 @@
+"""Resolve one item's parameters for one machine. Pure: no ORM."""
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Mapping
+
+from factory.parameters.pricing import estimate_cost
+from factory.parameters.prompts import interpolate
+from factory.parameters.schema import ParameterError, fast_check, schema_errors
+from factory.parameters.translate import MachineInputs, translate
+
+SENTINEL = "\x00"
+
+
+@dataclass
+class MachineRules:
+    """Everything needed to build items for one machine, compiled once."""
+
+    slug: str
+    schema: dict[str, Any]
+    aliases: dict[str, str]
+    base: dict[str, Any]  # defaults overlaid with the safety switch
+    price_amount: Decimal
+    price_unit: str
+    is_valid: Callable[[dict[str, Any]], bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_valid = fast_check(self.schema)
+
+    @property
+    def inputs(self) -> MachineInputs:
+        return MachineInputs(self.slug, self.schema, self.aliases)
+
+    @property
+    def properties(self) -> Mapping[str, Any]:
+        return self.schema.get("properties", {})
+
+
+@dataclass
+class ResolvedItem:
+    parameters: dict[str, Any]
+    seed: int | None
+    cost: Decimal
+    warnings: list[str]
+
+
+def restore_tokens(text: str, values: Mapping[str, Any]) -> str:
+    """Put per-item values where prompt expansion left token sentinels."""
+    if SENTINEL not in text:
+        return text
+    for name, value in values.items():
+        text = text.replace(f"{SENTINEL}{name}{SENTINEL}", str(value))
+    return text
+
+
+def _interpolate_strings(params: dict[str, Any], tokens: Mapping[str, Any]) -> None:
+    for key, value in params.items():
+        if key != "prompt" and isinstance(value, str) and "$" in value:
+            params[key] = interpolate(value, tokens, field=key)
+
+
+def resolve_item(
+    rules: MachineRules, user: dict[str, Any], prompt: str | None, seed: int | None,
+    *, strict: bool, required: set[str], tokens: Mapping[str, Any], index: int,
+) -> ResolvedItem:
+    """Defaults and safety, then translated user values, prompt and seed."""
+    try:
+        translation = translate(rules.inputs, user, strict=strict, required=required)
+    except ParameterError as exc:
+        raise ParameterError(f"item {index}: {exc}") from None
+    params = {**rules.base, **translation.params}
+    if prompt is not None and "prompt" in rules.properties:
+        params["prompt"] = restore_tokens(prompt, {**tokens, **params})
+    if "seed" in rules.properties:
+        seed = int(params["seed"]) if "seed" in translation.params else seed
+        if seed is not None:
+            params["seed"] = seed
+    else:
+        seed = None
+    _interpolate_strings(params, {**tokens, **params})
+    if not rules.is_valid(params):
+        problems = schema_errors(rules.schema, params)
+        raise ParameterError(f"item {index} on {rules.slug}: " + "; ".join(problems))
+    cost = estimate_cost(rules.price_amount, rules.price_unit, params)
+    return ResolvedItem(params, seed, cost, translation.warnings)

@@ -1,0 +1,314 @@
+"""Replicate predictions through the official client (replicate 1.0.7).
+
+The client never retries a POST, so create and cancel go through it as
+they are: one paid attempt per submit. The transport mounted under it
+changes two things. Create is sent with ``timeout=None`` (no limit at all)
+unless ``Prefer: wait`` is used, so requests without limits get the
+adapter's. GETs are not retried inside the call, so a 429 or 503 reaches
+the caller with its Retry-After instead of holding a worker for up to ten
+attempts. The client's pydantic model rejects the ``aborted`` status
+(``Cancel-After``): such replies are read raw and count as cancelled.
+"""
+import base64
+import json
+import mimetypes
+import re
+import threading
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, TypeVar
+from urllib.parse import unquote_to_bytes, urlsplit
+
+import httpx
+import replicate
+from django.conf import settings
+from replicate.exceptions import ReplicateError
+
+from factory.providers.base import (
+    ConfigurationError,
+    MachineSpec,
+    OutcomeUnknownError,
+    PermanentError,
+    ProviderBackend,
+    ProviderError,
+    RemoteOutput,
+    RemoteState,
+    RemoteStatus,
+    TransientError,
+)
+
+try:
+    from pydantic.v1 import ValidationError as UnreadableReply
+except ImportError:  # pydantic 1, as replicate itself falls back
+    from pydantic import ValidationError as UnreadableReply
+
+T = TypeVar("T")
+STATES = {
+    "starting": RemoteState.QUEUED,
+    "processing": RemoteState.RUNNING,
+    "succeeded": RemoteState.COMPLETED,
+    "failed": RemoteState.FAILED,
+    "canceled": RemoteState.CANCELLED,
+    "aborted": RemoteState.CANCELLED,
+}
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+MODEL_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+SEED_IN_LOGS = re.compile(r"\bseed\b\s*[:=]?\s*(-?\d+)", re.IGNORECASE)
+LOG_LINES = 20
+FIND_MAX_PAGES = 10
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+UNREADABLE = (UnreadableReply, json.JSONDecodeError)
+CONTENT_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}
+
+
+class OneAttemptTransport(httpx.HTTPTransport):
+    """Sends each request once, within limits, remembering Retry-After."""
+
+    def __init__(self, timeout: httpx.Timeout) -> None:
+        super().__init__()
+        self.limits = timeout.as_dict()
+        self.local = threading.local()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not any(request.extensions.get("timeout", {}).values()):
+            request.extensions["timeout"] = self.limits
+        self.local.retry_after = None
+        response = super().handle_request(request)
+        self.local.retry_after = response.headers.get("retry-after")
+        return response
+
+    def retry_after(self) -> float | None:
+        """Seconds the last answer on this thread asked to wait, if any."""
+        value = (getattr(self.local, "retry_after", None) or "").strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class ReplicateBackend(ProviderBackend):
+    slug = "replicate"
+
+    def __init__(self, timeout: httpx.Timeout | float | None = None) -> None:
+        limits = timeout if isinstance(timeout, httpx.Timeout) else None
+        if limits is None:
+            limits = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        self.timeout = limits
+        self.transport = OneAttemptTransport(limits)
+        self._client: replicate.Client | None = None
+
+    @property
+    def client(self) -> replicate.Client:
+        """The client, built at first use so settings are read late."""
+        if self._client is None:
+            token = settings.REPLICATE_API_TOKEN
+            if not token:  # the client would fall back to the environment
+                raise ConfigurationError("REPLICATE_API_TOKEN is not set")
+            self._client = replicate.Client(
+                api_token=token, base_url=settings.REPLICATE_BASE_URL,
+                timeout=self.timeout, mounts={"all://": self.transport},
+            )
+        return self._client
+
+    # ------------------------------------------------------------ calls
+    def submit(
+        self, machine: MachineSpec, params: dict[str, Any], *, key: str | None = None
+    ) -> str:
+        """Create one prediction; ``key`` is ignored (Replicate has none)."""
+        what = f"submit to {machine.endpoint_id}"
+        if not MODEL_ID.match(machine.endpoint_id):
+            raise PermanentError(f"replicate {what}: endpoint is not owner/name")
+        try:
+            prediction = self._create(machine, params)
+        except ReplicateError as exc:
+            raise self._http_error(exc, what) from None
+        except NOT_SENT as exc:
+            raise TransientError(f"replicate {what}: not sent: {exc}") from None
+        except httpx.TransportError as exc:
+            raise OutcomeUnknownError(
+                f"replicate {what}: no answer after sending ({type(exc).__name__});"
+                " reconcile with find, never resend"
+            ) from None
+        except UNREADABLE:
+            raise OutcomeUnknownError(f"replicate {what}: unreadable answer") from None
+        return prediction.id
+
+    def _create(self, machine: MachineSpec, params: dict[str, Any]) -> Any:
+        if machine.version:
+            return self.client.predictions.create(
+                version=machine.version, input=params
+            )
+        return self.client.predictions.create(model=machine.endpoint_id, input=params)
+
+    def status(self, machine: MachineSpec, request_id: str) -> RemoteStatus:
+        data = self._prediction(request_id)
+        state = STATES.get(data.get("status"))
+        if state is None:
+            raise PermanentError(
+                f"replicate prediction {request_id}: unknown status "
+                f"{data.get('status')!r}"
+            )
+        logs = (data.get("logs") or "").splitlines()[-LOG_LINES:]
+        return RemoteStatus(state, logs=logs, error=_error_text(data, state))
+
+    def result(self, machine: MachineSpec, request_id: str) -> list[RemoteOutput]:
+        """Output URLs with seed and metrics; data URIs come back as bytes."""
+        data = self._prediction(request_id)
+        if data.get("status") != "succeeded":
+            raise PermanentError(
+                f"replicate prediction {request_id} is {data.get('status')},"
+                " not succeeded"
+            )
+        urls = _output_urls(data.get("output"))
+        if not urls:
+            raise PermanentError(
+                f"replicate prediction {request_id} has no output URLs"
+                " (API outputs are deleted after one hour)"
+            )
+        seed, metrics = _seed(data), dict(data.get("metrics") or {})
+        return [_output(url, seed, metrics) for url in urls]
+
+    def cancel(self, machine: MachineSpec, request_id: str) -> None:
+        def send() -> None:
+            try:
+                self.client.predictions.cancel(request_id)
+            except UnreadableReply:
+                pass  # accepted; only the reply's status is one 1.0.7 rejects
+
+        self._call(send, f"cancel {request_id}")
+
+    def find(
+        self,
+        machine: MachineSpec,
+        submitted_after: datetime,
+        params: dict[str, Any],
+        *,
+        key: str | None = None,
+    ) -> str | None:
+        """The oldest prediction since ``submitted_after`` of this model and input.
+
+        Pages are read raw: one aborted prediction makes 1.0.7 reject a
+        whole page. Replicate drops API inputs after an hour, so only
+        submissions from the last hour can be matched.
+        """
+        after, wanted = _aware(submitted_after), _canonical(params)
+        path: str | None = "/v1/predictions"
+        found = None
+        for _ in range(FIND_MAX_PAGES):
+            page = self._call(self._raw_getter(path), "prediction list")
+            for entry in page.get("results", []):
+                created = _parse_time(entry.get("created_at"))
+                if created is not None and created < after:
+                    return found  # newest first: the rest is older
+                if _same_request(machine, entry, wanted):
+                    found = entry.get("id")
+            path = page.get("next")
+            if not path:
+                break
+        return found
+
+    # ------------------------------------------------------------ helpers
+    def _raw_getter(self, path: str) -> Callable[[], dict[str, Any]]:
+        return lambda: self.client._request("GET", path).json()
+
+    def _prediction(self, request_id: str) -> dict[str, Any]:
+        def fetch() -> dict[str, Any]:
+            try:
+                return self.client.predictions.get(request_id).dict()
+            except UnreadableReply:  # e.g. "aborted": read the same reply raw
+                return self._raw_getter(f"/v1/predictions/{request_id}")()
+
+        return self._call(fetch, f"prediction {request_id}")
+
+    def _call(self, operation: Callable[[], T], what: str) -> T:
+        """Run a call that spends nothing, classifying every failure."""
+        try:
+            return operation()
+        except ReplicateError as exc:
+            raise self._http_error(exc, what) from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"replicate {what}: {type(exc).__name__}") from None
+        except UNREADABLE:
+            raise TransientError(f"replicate {what}: unreadable answer") from None
+
+    def _http_error(self, exc: ReplicateError, what: str) -> ProviderError:
+        status = exc.status or 0
+        detail = exc.detail or exc.title or "no detail given"
+        if status in (401, 403):
+            return ConfigurationError(
+                f"replicate refused the API token ({status}): {detail}"
+            )
+        message = f"replicate {what}: {status} {detail}"
+        if status in (408, 429) or status >= 500:
+            return TransientError(message, retry_after=self.transport.retry_after())
+        return PermanentError(message)
+
+
+def _error_text(data: dict[str, Any], state: RemoteState) -> str:
+    if data.get("status") == "aborted":
+        return "aborted by Replicate before it started (Cancel-After deadline)"
+    if state == RemoteState.FAILED:
+        return str(data.get("error") or "the prediction failed")
+    return ""
+
+
+def _output_urls(output: Any) -> list[str]:
+    """URL strings of an output that is one URL, a list or a dict of them."""
+    if isinstance(output, dict):
+        output = list(output.values())
+    items = output if isinstance(output, list) else [output]
+    prefixes = ("https://", "http://", "data:")
+    return [i for i in items if isinstance(i, str) and i.startswith(prefixes)]
+
+
+def _seed(data: dict[str, Any]) -> int | None:
+    found = SEED_IN_LOGS.search(data.get("logs") or "")
+    if found:
+        return int(found.group(1))
+    seed = (data.get("input") or {}).get("seed")
+    return seed if isinstance(seed, int) else None
+
+
+def _output(url: str, seed: int | None, metrics: dict[str, Any]) -> RemoteOutput:
+    if url.startswith("data:"):
+        header, _, payload = url.partition(",")
+        content = (
+            base64.b64decode(payload) if header.endswith(";base64")
+            else unquote_to_bytes(payload)
+        )
+        content_type = header[5:].split(";")[0]
+        return RemoteOutput(
+            content=content, content_type=content_type, size=len(content),
+            seed=seed, metrics=metrics,
+        )
+    path = urlsplit(url).path
+    suffix = path[path.rfind("."):].lower() if "." in path else ""
+    content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or ""
+    return RemoteOutput(url=url, content_type=content_type, seed=seed, metrics=metrics)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _same_request(machine: MachineSpec, entry: dict[str, Any], wanted: str) -> bool:
+    if entry.get("model") != machine.endpoint_id:
+        return False
+    if machine.version and entry.get("version") != machine.version:
+        return False
+    return _canonical(entry.get("input")) == wanted
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return _aware(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return None
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, as Django stores them."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
