@@ -27,7 +27,7 @@ REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
-.PHONY: venv run services chromium test bench check clean
+.PHONY: venv run services chromium test bench check clean screenshots
 
 venv: $(STAMP)
 
@@ -77,6 +77,9 @@ test: venv services chromium
 	$(PG_TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS) || pg=$$?; \
 	echo "=== SQLite: exit $$sqlite, PostgreSQL: exit $$pg ==="; \
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
+
+screenshots: venv services chromium
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(SQLITE_TEST_ENV) $(PY) -m pytest tests/browser -q
 
 bench: venv
 	$(PY) bench/run.py
