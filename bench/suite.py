@@ -1,0 +1,33 @@
+"""Run every benchmark against the database in DATABASE_URL; print JSON.
+
+Each benchmark is a function taking no arguments and returning a list of
+result rows (name, value, unit, target, note). Run through bench/run.py.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "artfactory.settings")
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("load_seed_data", verbosity=0)
+    from bench import ordering_bench
+
+    rows = []
+    for bench in ordering_bench.BENCHMARKS:
+        rows.extend(bench())
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
