@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from factory.models import (
     Order, OrderStatus, Product, SeedStrategy, Template, Wildcard,
 )
-from factory.parameters.prompts import load_wildcard_file
+from factory.parameters.wildcard_files import load_wildcard_file
 
 # What a template keeps of an order: everything that shapes the items.
 RECIPE_FIELDS = (

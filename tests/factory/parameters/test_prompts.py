@@ -6,8 +6,8 @@ import pytest
 
 from factory.parameters.prompts import (
     MAX_PROMPT_CHARS, PromptError, count_prompts, expand_prompts, interpolate,
-    load_wildcard_file,
 )
+from factory.parameters.wildcard_files import load_wildcard_file
 
 WILDCARDS = {
     "colors": ["red", "dark blue"],
