@@ -5,8 +5,10 @@ ORM writes, no retries that could spend money twice. Subclasses set
 ``slug`` and override ``submit``, ``status``, ``result`` and ``cancel``;
 ``find`` is needed where a submission can end with an unknown outcome.
 """
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any, Protocol
 
@@ -52,6 +54,18 @@ class RemoteOutput:
     seed: int | None = None
     nsfw: bool | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta seconds or an HTTP date."""
+    value = (value or "").strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class ProviderError(Exception):

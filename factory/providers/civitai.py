@@ -13,7 +13,6 @@ import json
 import mimetypes
 import re
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -30,6 +29,7 @@ from factory.providers.base import (
     RemoteState,
     RemoteStatus,
     TransientError,
+    parse_retry_after,
 )
 
 WORKFLOWS = "/v2/consumer/workflows"
@@ -243,14 +243,7 @@ def _problem_text(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def _error_text(workflow: dict[str, Any], state: RemoteState) -> str:

@@ -18,12 +18,10 @@ so the module global ``fal_client.client.QUEUE_URL_FORMAT`` is never touched.
 """
 import base64
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -51,6 +49,7 @@ from factory.providers.base import (
     RemoteState,
     RemoteStatus,
     TransientError,
+    parse_retry_after,
 )
 
 # Failures raised before a byte of the request left this process.
@@ -308,15 +307,7 @@ def _describe(response: httpx.Response, action: str, subject: str, key: str) -> 
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from a Retry-After header (delta seconds or HTTP date)."""
-    value = headers.get("retry-after", "").strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def _classify(

@@ -15,7 +15,6 @@ import mimetypes
 import re
 import threading
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Callable, TypeVar
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -35,6 +34,7 @@ from factory.providers.base import (
     RemoteState,
     RemoteStatus,
     TransientError,
+    parse_retry_after,
 )
 
 try:
@@ -79,14 +79,7 @@ class OneAttemptTransport(httpx.HTTPTransport):
 
     def retry_after(self) -> float | None:
         """Seconds the last answer on this thread asked to wait, if any."""
-        value = (getattr(self.local, "retry_after", None) or "").strip()
-        if value.isdigit():
-            return float(value)
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        return parse_retry_after(getattr(self.local, "retry_after", None))
 
 
 class ReplicateBackend(ProviderBackend):
