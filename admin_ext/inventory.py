@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
@@ -83,7 +84,9 @@ class ProductAdmin(ModelAdmin):
     @action(description="Mark as favorite", permissions=["change"])
     def mark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         count = queryset.update(is_favorite=True)
-        self.message_user(request, f"{count} products marked as favorite.")
+        self.message_user(request, ngettext(
+            "%d product marked as favorite.", "%d products marked as favorite.", count
+        ) % count)
 
     @action(description="Order again", url_path="order-again",
             icon="content_copy", permissions=["order_again"])

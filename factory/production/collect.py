@@ -1,15 +1,28 @@
-"""Collect a completed item: fetch outputs, store each file once, record products.
+"""Collect a completed item: fetch outputs, verify them, store each file once.
+
+Every pending output is downloaded first (providers delete outputs soon,
+Replicate after one hour), then decoded, annotated and thumbnailed; only
+when all of them pass is anything stored. A hostile or broken output
+therefore fails the item and leaves no file behind.
 
 Safe to rerun at any point: files are content-addressed and products are
-unique per ``(item, output_index)``, so a second run adds nothing.
+unique per ``(item, output_index)``, so a second run adds nothing. Files
+this run wrote are deleted again if no MediaFile row references them once
+its rows are saved or have failed to save.
 """
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 
+from factory.media.download import fetch_output
 from factory.media.inspect import MediaError, MediaInfo, probe
 from factory.media.metadata import a1111_text, embed_parameters
-from factory.media.storage import store_once
+from factory.media.storage import StoredFile, store_once
 from factory.media.thumbnails import make_thumbnail
 from factory.models import ItemStatus, MediaFile, OrderItem, Product
 from factory.production.progress import refresh_order
@@ -21,58 +34,90 @@ from factory.providers.base import ProviderError, RemoteOutput, TransientError
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class VerifiedOutput:
+    """An output proven to decode, with parameters embedded and a preview."""
+
+    data: bytes
+    info: MediaInfo
+    thumbnail: bytes
+    seed: int | None
+
+
 def collect_outputs(item: OrderItem) -> None:
-    """Store every output of a claimed ``collecting`` item and complete it."""
+    """Store every output of a claimed ``collecting`` item and complete it.
+
+    Fails the item, storing nothing, when any output is refused.
+    """
+    outputs = _remote_outputs(item)
+    if outputs is None:
+        return
+    try:
+        verified = verify_outputs(item, outputs)
+    except MediaError as exc:
+        fail_item(item, str(exc))
+        return
+    for index, output in verified.items():
+        record_output(item, index, output)
+    item.mark_completed(cost=item.cost)
+    refresh_order(item.order_id)
+
+
+def _remote_outputs(item: OrderItem) -> list[RemoteOutput] | None:
+    """The provider's output list, or None once a failure was handled."""
     backend = get_backend(item.machine.provider.slug)
     try:
         outputs = backend.result(item.machine, item.request_id)
     except TransientError as exc:
         item._transition(ItemStatus.SUBMITTED, last_error=str(exc))
         enqueue_follow(item.pk, delay=exc.retry_after or 5)
-        return
+        return None
     except ProviderError as exc:
         fail_item(item, str(exc))
-        return
+        return None
     if not outputs:
         fail_item(item, "the provider returned no outputs")
-        return
+        return None
+    return outputs
+
+
+def verify_outputs(
+    item: OrderItem, outputs: list[RemoteOutput]
+) -> dict[int, VerifiedOutput]:
+    """Download every output not yet a product, then prove each decodes."""
+    done = set(item.products.values_list("output_index", flat=True))
+    fetched: dict[int, bytes] = {}
     for index, output in enumerate(outputs):
-        try:
-            store_output(item, index, output)
-        except MediaError as exc:
-            fail_item(item, f"output {index}: {exc}")
-            return
-    item.mark_completed(cost=item.cost)
-    refresh_order(item.order_id)
+        if index not in done:
+            with _naming_output(index):
+                fetched[index] = _fetch(output)
+    verified = {}
+    for index, data in fetched.items():
+        with _naming_output(index):
+            verified[index] = verify_output(item, data, outputs[index].seed)
+    return verified
+
+
+@contextmanager
+def _naming_output(index: int) -> Iterator[None]:
+    """Prefix a MediaError's message with the output it concerns."""
+    try:
+        yield
+    except MediaError as exc:
+        raise MediaError(f"output {index}: {exc}") from exc
 
 
 def _fetch(output: RemoteOutput) -> bytes:
+    """Inline bytes as given, otherwise a guarded download."""
     if output.content is not None:
         return output.content
-    raise MediaError(f"remote download of {output.url!r} is not supported yet")
+    if not output.url:
+        raise MediaError("the provider gave neither a URL nor content")
+    return fetch_output(output.url)
 
 
-def _store_media(data: bytes, info: MediaInfo) -> MediaFile:
-    stored = store_once(data, info.extension)
-    thumb = store_once(make_thumbnail(data, info), "webp", kind="thumbs")
-    media, _ = MediaFile.objects.get_or_create(
-        content_hash=stored.digest,
-        defaults={
-            "file": stored.path, "thumbnail": thumb.path,
-            "media_type": info.media_type, "content_type": info.content_type,
-            "size": stored.size, "width": info.width, "height": info.height,
-            "duration": info.duration_seconds,
-        },
-    )
-    return media
-
-
-def store_output(item: OrderItem, index: int, output: RemoteOutput) -> Product:
-    """Decode-check, embed parameters, store once and record the product."""
-    existing = Product.objects.filter(item=item, output_index=index).first()
-    if existing is not None:
-        return existing
-    data = _fetch(output)
+def verify_output(item: OrderItem, data: bytes, seed: int | None) -> VerifiedOutput:
+    """Decode-check, embed the item's parameters and make the preview."""
     info = probe(data)
     params = item.parameters
     if info.media_type == "image":
@@ -81,9 +126,49 @@ def store_output(item: OrderItem, index: int, output: RemoteOutput) -> Product:
             {**params, "model": item.machine.endpoint_id},
         )
         data = embed_parameters(data, info, text, params)
-    media = _store_media(data, info)
+    return VerifiedOutput(data, info, make_thumbnail(data, info), seed)
+
+
+def store_output(item: OrderItem, index: int, output: RemoteOutput) -> Product:
+    """Fetch, verify, store once and record one output; rerun-safe."""
+    existing = Product.objects.filter(item=item, output_index=index).first()
+    if existing is not None:
+        return existing
+    return record_output(item, index, verify_output(item, _fetch(output), output.seed))
+
+
+def record_output(item: OrderItem, index: int, output: VerifiedOutput) -> Product:
+    """Store a verified output's files and record its product."""
+    files = [(output.data, output.info.extension, "files"),
+             (output.thumbnail, "webp", "thumbs")]
+    written: list[StoredFile] = []
+    try:
+        for file in files:
+            written.append(store_once(*file))
+        product = _create_product(item, index, output, *written)
+    finally:
+        _remove_unreferenced([f for f in written if f.created])
+    _restore_missing(product.media, files, written)
+    return product
+
+
+def _create_product(
+    item: OrderItem, index: int, output: VerifiedOutput,
+    stored: StoredFile, thumb: StoredFile,
+) -> Product:
+    """The media row (shared by content) and the product, in one transaction."""
+    info, params = output.info, item.parameters
     try:
         with transaction.atomic():
+            media, _ = MediaFile.objects.get_or_create(
+                content_hash=stored.digest,
+                defaults={
+                    "file": stored.path, "thumbnail": thumb.path,
+                    "media_type": info.media_type, "content_type": info.content_type,
+                    "size": stored.size, "width": info.width, "height": info.height,
+                    "duration": info.duration_seconds,
+                },
+            )
             return Product.objects.create(
                 item=item, output_index=index, media=media, machine=item.machine,
                 project=item.order.project, media_type=info.media_type,
@@ -91,5 +176,31 @@ def store_output(item: OrderItem, index: int, output: RemoteOutput) -> Product:
                 seed=output.seed if output.seed is not None else item.seed,
                 cost=item.cost if index == 0 else None,
             )
-    except IntegrityError:
+    except IntegrityError:  # another run recorded this output first
         return Product.objects.get(item=item, output_index=index)
+
+
+def _remove_unreferenced(created: list[StoredFile]) -> None:
+    """Delete files this run wrote that no MediaFile row points to."""
+    if not created:
+        return
+    paths = [f.path for f in created]
+    try:
+        used = MediaFile.objects.filter(Q(file__in=paths) | Q(thumbnail__in=paths))
+        kept = {p for row in used.values_list("file", "thumbnail") for p in row}
+    except DatabaseError:
+        log.warning("cannot tell whether %s are in use; keeping them", paths)
+        return
+    for path in set(paths) - kept:
+        default_storage.delete(path)
+
+
+def _restore_missing(
+    media: MediaFile, files: list[tuple[bytes, str, str]], written: list[StoredFile]
+) -> None:
+    """Write again a shared file that a failed concurrent run removed."""
+    referenced = {media.file.name, media.thumbnail.name}
+    for file, stored in zip(files, written):
+        if stored.path in referenced and not stored.created:
+            if not default_storage.exists(stored.path):
+                store_once(*file)
