@@ -183,6 +183,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "region_name": env.str("AWS_S3_REGION_NAME", default=None),
             "querystring_auth": _strict_bool("AWS_QUERYSTRING_AUTH", default=True),
             "file_overwrite": False,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
         },
     }
 SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
@@ -214,6 +215,12 @@ FAL_SUBMIT_TIMEOUT = _read("FAL_SUBMIT_TIMEOUT", float, 120.0)
 FAL_WEBHOOK_KEYS = _read("FAL_WEBHOOK_KEYS", json.loads, None)
 REPLICATE_WEBHOOK_SECRET = env.str("REPLICATE_WEBHOOK_SECRET", default="")
 DEMO_LATENCY_SECONDS = _read("DEMO_LATENCY_SECONDS", float, 0.5)
+
+# ---------------------------------------------------------------- downloads
+DOWNLOAD_MAX_BYTES = _read("DOWNLOAD_MAX_BYTES", int, 200 * 1024 * 1024)
+DOWNLOAD_TIMEOUT_SECONDS = _read("DOWNLOAD_TIMEOUT_SECONDS", float, 120.0)
+DOWNLOAD_ALLOW_HTTP = _strict_bool("DOWNLOAD_ALLOW_HTTP", default=False)
+DOWNLOAD_ALLOWED_PRIVATE_HOSTS = env.list("DOWNLOAD_ALLOWED_PRIVATE_HOSTS", default=[])
 
 # ---------------------------------------------------------------- ordering
 ORDER_ITEM_CEILING = _read("ORDER_ITEM_CEILING", int, 1000)

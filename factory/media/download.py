@@ -1,0 +1,358 @@
+"""Download a produced file from a URL a provider returned, with guards.
+
+A provider's answer is untrusted input: its file URL, or a redirect from
+it, may point at this machine, the local network or a cloud metadata
+service. Every hop (at most ``MAX_REDIRECTS`` redirects, each followed by
+hand) is checked before a connection opens:
+
+- the scheme is https (http only where allowed: tests and local fakes);
+  file:, ftp:, data: and the rest are refused;
+- the host is resolved once and refused if any of its addresses is not
+  public (private, loopback, link-local, multicast, reserved, unspecified,
+  also when wrapped in IPv6 as IPv4-mapped, 6to4, Teredo or NAT64), unless
+  that ``address:port`` is listed in ``allowed_private``;
+- the connection goes to one of those vetted addresses and nowhere else:
+  httpcore's network backend is replaced by one pinned to them, so a DNS
+  answer that changes between check and connect (DNS rebinding) is never
+  used. The Host header and TLS SNI still carry the URL's host name, so
+  certificates are verified against the name as usual.
+
+A Content-Length over ``max_bytes`` is refused before the body is read,
+and the running count is checked while streaming (after decompression).
+``timeout`` caps the whole download, redirects included: every socket
+read and write gets only the time left. Environment proxies are ignored,
+since a proxy would resolve names itself and bypass the address check.
+"""
+import base64
+import binascii
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import urljoin
+
+import httpcore
+import httpx
+from django.conf import settings
+
+from factory.media.inspect import MediaError
+
+MAX_REDIRECTS = 5
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+DEFAULT_TIMEOUT_SECONDS = 120.0
+DEFAULT_PORTS = {"http": 80, "https": 443}
+HEADERS = {"User-Agent": "ArtFactory-collector/1", "Accept-Encoding": "identity"}
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class DownloadError(MediaError):
+    """The output could not be downloaded."""
+
+
+class RefusedURLError(DownloadError):
+    """A URL or redirect points somewhere outputs are never fetched from."""
+
+
+class TooLargeError(DownloadError):
+    """The output is larger than the size cap."""
+
+
+class TooSlowError(DownloadError):
+    """The download did not finish within the time cap."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one download may do."""
+
+    max_bytes: int
+    timeout: float
+    allow_http: bool
+    allowed_private: frozenset[str]
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A vetted hop: its URL, host, port and the addresses it may use."""
+
+    url: httpx.URL
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+
+
+def fetch_output(url: str) -> bytes:
+    """Download ``url`` under the DOWNLOAD_* settings."""
+    return download(
+        url,
+        max_bytes=int(getattr(settings, "DOWNLOAD_MAX_BYTES", DEFAULT_MAX_BYTES)),
+        timeout=float(
+            getattr(settings, "DOWNLOAD_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
+        ),
+        allow_http=bool(getattr(settings, "DOWNLOAD_ALLOW_HTTP", False)),
+        allowed_private=set(getattr(settings, "DOWNLOAD_ALLOWED_PRIVATE_HOSTS", ())),
+    )
+
+
+def download(
+    url: str, *, max_bytes: int, timeout: float, allow_http: bool,
+    allowed_private: Iterable[str], ssl_context: ssl.SSLContext | None = None,
+) -> bytes:
+    """The bytes at ``url``; a DownloadError names the guard that stopped it.
+
+    ``allowed_private`` lists ``address:port`` pairs (``127.0.0.1:8080``,
+    ``[::1]:8080``) exempt from the address check. A base64 ``data:`` URI
+    is decoded, within ``max_bytes``, when it is the URL itself.
+    """
+    if url[:5].lower() == "data:":
+        return _decode_data_uri(url, max_bytes)
+    limits = Limits(max_bytes, timeout, allow_http, frozenset(allowed_private),
+                    ssl_context)
+    deadline = time.monotonic() + timeout
+    action = "download from"
+    for _ in range(MAX_REDIRECTS + 1):
+        answer = _get(vet(url, limits, action), limits, deadline)
+        if isinstance(answer, bytes):
+            return answer
+        url, action = answer, "redirect to"
+    raise DownloadError(f"gave up after {MAX_REDIRECTS} redirects")
+
+
+# ---------------------------------------------------------------- checks
+def vet(url: str, limits: Limits, action: str = "download from") -> Target:
+    """Check the scheme and every resolved address of ``url``."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise RefusedURLError(f"refused {action} {_short(url)}: {exc}") from None
+    schemes = ("https", "http") if limits.allow_http else ("https",)
+    if parsed.scheme not in schemes:
+        raise RefusedURLError(
+            f"refused {action} {_short(url)}: {parsed.scheme or 'scheme-less'} "
+            f"URLs are not fetched, only {' and '.join(schemes)}"
+        )
+    host = parsed.raw_host.decode("ascii")
+    if not host:
+        raise RefusedURLError(f"refused {action} {_short(url)}: no host")
+    port = parsed.port or DEFAULT_PORTS[parsed.scheme]
+    addresses = _resolve(host, port, action)
+    for address in addresses:
+        problem = address_problem(address)
+        if problem and _host_port(address, port) not in limits.allowed_private:
+            shown = host if host == address else f"{host} ({address})"
+            raise RefusedURLError(f"refused {action} {shown}: {problem} address")
+    return Target(parsed, host, port, addresses)
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not a public unicast address, or None if it is."""
+    ip = _unwrap(ipaddress.ip_address(address))
+    checks = (
+        ("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved), ("private", ip.is_private),
+        ("non-public", not ip.is_global),
+    )
+    return next((name for name, failed in checks if failed), None)
+
+
+def _unwrap(ip: Address) -> Address:
+    """The IPv4 address inside an IPv6 one that carries it, else ``ip``."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip
+    teredo_client = ip.teredo[1] if ip.teredo else None
+    inner = ip.ipv4_mapped or ip.sixtofour or teredo_client
+    if inner is None and ip in NAT64:
+        inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return inner or ip
+
+
+def _resolve(host: str, port: int, action: str) -> tuple[str, ...]:
+    """Every address ``host`` resolves to, in resolver order, once each."""
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DownloadError(f"cannot resolve {host} to {action} it: {exc}") from None
+    addresses = dict.fromkeys(str(answer[4][0]) for answer in answers)
+    if not addresses:
+        raise DownloadError(f"cannot resolve {host}: no addresses")
+    return tuple(addresses)
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _short(url: str, limit: int = 100) -> str:
+    """A URL for a message: no query string, at most ``limit`` characters."""
+    bare = url.split("?", 1)[0].split("#", 1)[0]
+    return bare if len(bare) <= limit else bare[:limit] + "…"
+
+
+def _size(count: int) -> str:
+    mib = 1024 * 1024
+    return f"{count / mib:g} MB" if count >= mib else f"{count} bytes"
+
+
+# ---------------------------------------------------------------- one hop
+def _get(target: Target, limits: Limits, deadline: float) -> bytes | str:
+    """The body of a 200 answer, or the absolute URL a redirect points to.
+
+    The transport is used without an httpx Client, which would rewrite
+    a redirect's Location before it could be vetted.
+    """
+    request = httpx.Request("GET", target.url, headers=HEADERS)
+    try:
+        with PinnedTransport(target, deadline, limits.ssl_context) as transport:
+            response = transport.handle_request(request)
+            try:
+                return _answer(response, target, limits, deadline)
+            finally:
+                response.close()
+    except httpx.TimeoutException:
+        raise TooSlowError(
+            f"download took longer than {limits.timeout:g} s"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise DownloadError(
+            f"download from {target.host} failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _answer(
+    response: httpx.Response, target: Target, limits: Limits, deadline: float
+) -> bytes | str:
+    """Read a final answer within the caps, or return a redirect's target."""
+    if response.is_redirect:
+        try:
+            return urljoin(str(target.url), response.headers["location"])
+        except ValueError as exc:
+            raise RefusedURLError(f"refused a malformed redirect: {exc}") from None
+    if response.status_code != 200:
+        raise DownloadError(f"HTTP {response.status_code} from {target.host}")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise TooLargeError(
+            f"output larger than {_size(limits.max_bytes)}: "
+            f"{target.host} announced {declared} bytes"
+        )
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limits.max_bytes:
+            raise TooLargeError(f"output larger than {_size(limits.max_bytes)}")
+        if time.monotonic() > deadline:
+            raise TooSlowError(f"download took longer than {limits.timeout:g} s")
+    return bytes(body)
+
+
+def _decode_data_uri(url: str, max_bytes: int) -> bytes:
+    """The payload of a base64 ``data:`` URI no larger than ``max_bytes``."""
+    header, comma, payload = url.partition(",")
+    if not comma or not header.lower().endswith(";base64"):
+        raise RefusedURLError("refused a data: URI that is not base64")
+    if len(payload) * 3 // 4 > max_bytes + 2:
+        raise TooLargeError(f"output larger than {_size(max_bytes)}")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DownloadError(f"malformed data: URI: {exc}") from None
+    if len(data) > max_bytes:
+        raise TooLargeError(f"output larger than {_size(max_bytes)}")
+    return data
+
+
+# ---------------------------------------------------------------- transport
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport, connecting only to one target's vetted addresses.
+
+    httpx has no public way to choose httpcore's network backend, so the
+    connection pool its parent class would build is built here instead
+    (httpx 0.28: the parent keeps it in ``_pool``).
+    """
+
+    def __init__(
+        self, target: Target, deadline: float, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context or _default_ssl_context(),
+            max_connections=1, retries=0,
+            network_backend=PinnedBackend(target, deadline),
+        )
+
+
+class PinnedBackend(httpcore.SyncBackend):
+    """Open TCP connections to the target's vetted addresses only."""
+
+    def __init__(self, target: Target, deadline: float) -> None:
+        self.target, self.deadline = target, deadline
+
+    def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,
+        local_address: str | None = None, socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        if (host, port) != (self.target.host, self.target.port):
+            raise httpcore.ConnectError(f"{host}:{port} was not vetted")
+        error: Exception = httpcore.ConnectError("no vetted address")
+        for address in self.target.addresses:
+            wait = _time_left(self.deadline, timeout, httpcore.ConnectTimeout)
+            try:
+                stream = super().connect_tcp(
+                    address, port, wait, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+            else:
+                return DeadlineStream(stream, self.deadline)
+        raise error
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every operation gets only the time left."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self.stream, self.deadline = stream, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        wait = _time_left(self.deadline, timeout, httpcore.ReadTimeout)
+        return self.stream.read(max_bytes, wait)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        wait = _time_left(self.deadline, timeout, httpcore.WriteTimeout)
+        self.stream.write(buffer, wait)
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        wait = _time_left(self.deadline, timeout, httpcore.ConnectTimeout)
+        tls = self.stream.start_tls(ssl_context, server_hostname, wait)
+        return DeadlineStream(tls, self.deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.stream.get_extra_info(info)
+
+
+@cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """httpx's verifying context, built once: loading CA files is slow."""
+    return httpx.create_ssl_context()
+
+
+def _time_left(
+    deadline: float, timeout: float | None, expired: type[Exception]
+) -> float:
+    """Seconds until ``deadline`` (capped by ``timeout``); raise if none."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the time cap was reached")
+    return left if timeout is None else min(timeout, left)
