@@ -1,11 +1,12 @@
 """Production section: orders and their items."""
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
@@ -14,6 +15,8 @@ from admin_ext.filters import MachineFilter
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
+from factory.production.cancel import cancel_order
+from factory.production.retry import retry_failed_items
 from factory.recipes import diff_orders, order_again, save_as_template
 
 PREVIEW_ITEMS = 5
@@ -48,6 +51,7 @@ class OrderAdmin(ModelAdmin):
         ("State", {"fields": readonly_fields}),
     ]
     actions_detail = ["place_detail", "order_again_detail", "save_template_detail"]
+    actions = ["retry_failed_orders", "cancel_orders"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -80,6 +84,22 @@ class OrderAdmin(ModelAdmin):
     @display(description="Progress")
     def display_progress(self, obj: Order) -> str:
         return progress_html(obj.n_done, obj.n_failed, obj.item_count)
+
+    @action(description="Retry failed items", permissions=["change"])
+    def retry_failed_orders(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> None:
+        retries = retry_failed_items(OrderItem.objects.filter(order__in=queryset))
+        self.message_user(request, ngettext(
+            "%d failed item queued again.", "%d failed items queued again.",
+            len(retries)) % len(retries), messages.SUCCESS)
+
+    @action(description="Cancel", permissions=["change"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        cancelled = sum(cancel_order(order) for order in queryset)
+        self.message_user(request, ngettext(
+            "%d order cancelled.", "%d orders cancelled.", cancelled) % cancelled,
+            messages.SUCCESS)
 
     @action(description="Place order", url_path="place", icon="rocket_launch",
             permissions=["change"])
@@ -191,9 +211,17 @@ class OrderItemAdmin(ModelAdmin):
     search_fields = ["request_id", "last_error", "order__title"]
     readonly_fields = [f.name for f in OrderItem._meta.fields]
     list_per_page = 100
+    actions = ["retry_failed"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @action(description="Retry failed items", permissions=["change"])
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[OrderItem]) -> None:
+        retries = retry_failed_items(queryset)
+        self.message_user(request, ngettext(
+            "%d failed item queued again.", "%d failed items queued again.",
+            len(retries)) % len(retries), messages.SUCCESS)
 
     @display(description="Status", label=ITEM_COLOURS, ordering="status")
     def display_status(self, obj: OrderItem) -> str:

@@ -95,38 +95,66 @@ def worker_env(media_root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def run_worker(media_root):
-    """Run a real `rqworker --burst` process until the queues are empty."""
+    """Real processes: a foreman until idle, and `rqworker --burst` rounds."""
 
     def run(timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "rqworker", "submit",
-             "collect", "default", "--burst", "--with-scheduler"],
-            env=worker_env(media_root), cwd=ROOT, capture_output=True, text=True,
-            timeout=timeout,
+        env = worker_env(media_root)
+        foreman = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_foreman", "--until-idle",
+             "--max-seconds", str(timeout), "--tick", "0.1", "--poll", "0.2"],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
         )
+        worker = subprocess.CompletedProcess([], 0, "", "")
+        try:
+            while foreman.poll() is None and worker.returncode == 0:
+                worker = subprocess.run(
+                    [sys.executable, str(ROOT / "manage.py"), "rqworker", "submit",
+                     "collect", "default", "--burst", "--with-scheduler"],
+                    env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                )
+            foreman.wait(timeout=30)
+        finally:
+            if foreman.poll() is None:
+                foreman.kill()
+        log = foreman.stdout.read() if foreman.stdout else ""
+        if foreman.returncode != 0:
+            return subprocess.CompletedProcess([], foreman.returncode, log, log)
+        return worker
 
     return run
 
 
 @pytest.fixture
-def work_queues(redis_db, django_capture_on_commit_callbacks):
-    """Run queued jobs in this process (no fork), on the real Redis.
+def work_queues(redis_db, django_capture_on_commit_callbacks, settings):
+    """Run queued jobs and foreman ticks in this process, on the real Redis.
 
     Jobs enqueue follow-up jobs on commit; inside a test's transaction those
-    fire when each round ends, so rounds repeat until nothing new is queued.
+    fire when each round ends, so rounds repeat until no item is unfinished.
     """
+    import time
+
     import django_rq
     from rq import SimpleWorker
 
-    def work(max_rounds: int = 20) -> None:
+    from factory.production.foreman import Tuning, is_idle, tick
+
+    settings.DEMO_LATENCY_SECONDS = 0
+    tuning = Tuning(tick_seconds=0, poll_seconds=0.05, batch_size=100, threads=2)
+
+    def work(max_rounds: int = 200) -> None:
         for _ in range(max_rounds):
             with django_capture_on_commit_callbacks(execute=True) as callbacks:
                 worker = django_rq.get_worker(
                     "submit", "collect", "default", worker_class=SimpleWorker
                 )
                 worker.work(burst=True, with_scheduler=False)
-            if not callbacks:
+                report = tick("test-foreman", tuning)
+            if is_idle():
                 return
+            if not callbacks and not report.claimed:
+                time.sleep(0.05)
+        raise AssertionError("work did not finish within the rounds allowed")
 
     return work
 

@@ -1,53 +1,156 @@
-"""Follow a submitted item to its end; resume, never resubmit."""
-import time
+"""Follow submitted items: one status call each, then settle the row.
+
+Resume, never resubmit: an item with a request id is only ever polled.
+Every write is conditional on the poller still holding the item's lease,
+so a cancel, a webhook hint or another foreman that stepped in wins.
+"""
+import enum
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from factory.models import ItemStatus, OrderItem
-from factory.production.collect import collect_outputs
+from factory.production import limits
 from factory.production.progress import refresh_order
-from factory.production.queues import enqueue_follow
+from factory.production.queues import enqueue_collect
 from factory.production.submit import fail_item
 from factory.providers import get_backend
-from factory.providers.base import ProviderError, RemoteState, TransientError
+from factory.providers.base import (
+    ConfigurationError,
+    ProviderBackend,
+    ProviderError,
+    RemoteState,
+    RemoteStatus,
+    TransientError,
+)
 
-POLL_SECONDS = 0.5
-IN_JOB_SECONDS = 20.0
-
-
-def follow_submitted_item(item_id: int, owner: str) -> None:
-    """Poll for a while; re-queue itself rather than hold a worker forever."""
-    item = OrderItem.objects.select_related("machine__provider").get(pk=item_id)
-    if item.status != ItemStatus.SUBMITTED:
-        return  # finished, or another process is collecting it
-    backend = get_backend(item.machine.provider.slug)
-    deadline = time.monotonic() + IN_JOB_SECONDS
-    while True:
-        try:
-            status = backend.status(item.machine, item.request_id)
-        except TransientError as exc:
-            enqueue_follow(item.pk, delay=exc.retry_after or 5)
-            return
-        except ProviderError as exc:
-            fail_item(item, str(exc))
-            return
-        if status.is_final:
-            break
-        if time.monotonic() > deadline:
-            enqueue_follow(item.pk, delay=POLL_SECONDS)
-            return
-        time.sleep(POLL_SECONDS)
-    _finish(item, status.state, status.error, owner)
+log = logging.getLogger(__name__)
+Outcome = RemoteStatus | ProviderError
 
 
-def _finish(item: OrderItem, state: RemoteState, error: str, owner: str) -> None:
-    if state == RemoteState.FAILED:
-        fail_item(item, error or "the provider reported a failure")
-    elif state == RemoteState.CANCELLED:
-        item._transition(ItemStatus.CANCELLED)
-        refresh_order(item.order_id)
-    else:
-        claimed = OrderItem.objects.claim(
-            item.pk, frm=(ItemStatus.SUBMITTED,), to=ItemStatus.COLLECTING,
-            owner=owner,
-        )
-        if claimed is not None:
-            collect_outputs(claimed)
+class Step(str, enum.Enum):
+    """What a poll did to an item."""
+
+    RUNNING = "running"
+    COLLECTING = "collecting"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    WAITING = "waiting"  # the status call failed; polled again later
+    LOST = "lost"  # someone else changed the item meanwhile
+
+
+def collect_lease() -> timedelta:
+    """Time for a worker to pick up and finish a collection."""
+    return timedelta(seconds=getattr(settings, "PRODUCTION_COLLECT_LEASE_SECONDS", 900))
+
+
+def _status(backend: ProviderBackend, item: OrderItem) -> Outcome:
+    try:
+        return backend.status(item.machine, item.request_id)
+    except ProviderError as exc:
+        return exc
+    except Exception as exc:  # an adapter bug must not stall the batch
+        log.exception("item %s: status call failed", item.pk)
+        return TransientError(f"status call failed: {type(exc).__name__}: {exc}")
+
+
+def poll_statuses(items: Sequence[OrderItem], threads: int = 8) -> list[Outcome]:
+    """Ask each item's provider for its status; HTTP only, no database."""
+    backends = {
+        slug: get_backend(slug) for slug in {i.machine.provider.slug for i in items}
+    }
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
+        return list(pool.map(
+            lambda item: _status(backends[item.machine.provider.slug], item), items
+        ))
+
+
+def _owned(item: OrderItem, owner: str) -> QuerySet:
+    return OrderItem.objects.filter(
+        pk=item.pk, status=ItemStatus.SUBMITTED, lease_owner=owner
+    )
+
+
+def settle(item: OrderItem, outcome: Outcome, owner: str) -> Step:
+    """Act on one status answer; running items are renewed by the caller."""
+    if isinstance(outcome, ProviderError):
+        return _status_failed(item, outcome, owner)
+    if outcome.state == RemoteState.COMPLETED:
+        return Step.COLLECTING if start_collection(item, owner) else Step.LOST
+    if outcome.state == RemoteState.FAILED:
+        if not _owned(item, owner).exists():
+            return Step.LOST
+        fail_item(item, outcome.error or "the provider reported a failure")
+        return Step.FAILED
+    if outcome.state == RemoteState.CANCELLED:
+        return _cancelled(item, owner)
+    return Step.RUNNING
+
+
+def _status_failed(item: OrderItem, exc: ProviderError, owner: str) -> Step:
+    if not isinstance(exc, (TransientError, ConfigurationError)):
+        if not _owned(item, owner).exists():
+            return Step.LOST
+        fail_item(item, str(exc))
+        return Step.FAILED
+    # A missing key is fixed by a person, a 429 passes: poll again later.
+    pause = 60.0 if isinstance(exc, ConfigurationError) else (exc.retry_after or 10.0)
+    updated = _owned(item, owner).update(
+        last_error=str(exc)[:4000],
+        lease_until=timezone.now() + timedelta(seconds=pause),
+    )
+    return Step.WAITING if updated else Step.LOST
+
+
+def _cancelled(item: OrderItem, owner: str) -> Step:
+    now = timezone.now()
+    if not _owned(item, owner).update(
+        status=ItemStatus.CANCELLED, lease_owner="", lease_until=None, updated_at=now
+    ):
+        return Step.LOST
+    limits.release(item)
+    refresh_order(item.order_id)
+    return Step.CANCELLED
+
+
+def start_collection(item: OrderItem, owner: str, *, enqueue: bool = True) -> bool:
+    """Hand a finished generation to a collect job; its slot is free again.
+
+    The owner is cleared so exactly one collect job can claim the item.
+    """
+    now = timezone.now()
+    if not _owned(item, owner).update(
+        status=ItemStatus.COLLECTING, lease_owner="", lease_until=now + collect_lease(),
+        updated_at=now,
+    ):
+        return False
+    limits.release(item)
+    if enqueue:
+        enqueue_collect(item.pk)
+    return True
+
+
+def claim_collection(item_id: int, owner: str) -> OrderItem | None:
+    """Claim an item handed over for collection; None if another job has it."""
+    now = timezone.now()
+    claimed = OrderItem.objects.filter(
+        pk=item_id, status=ItemStatus.COLLECTING, lease_owner=""
+    ).update(lease_owner=owner, lease_until=now + collect_lease(), updated_at=now)
+    if not claimed:
+        return None
+    return OrderItem.objects.select_related("machine__provider", "order").get(pk=item_id)
+
+
+def renew(items: Sequence[OrderItem], owner: str, poll_seconds: float) -> None:
+    """Schedule the next poll of items still running; keep their slots."""
+    if not items:
+        return
+    OrderItem.objects.filter(
+        pk__in=[i.pk for i in items], status=ItemStatus.SUBMITTED, lease_owner=owner
+    ).update(lease_until=timezone.now() + timedelta(seconds=poll_seconds))
+    limits.renew(items)

@@ -2,27 +2,32 @@
 
 Redis may lose or repeat any job, so each one is safe to run twice: the
 database row, claimed with a compare-and-set update, decides who works.
+Jobs submit or collect and return; the foreman does the waiting.
 """
 from django_rq import job
 
-from factory.models import ItemStatus, OrderItem
-from factory.production.follow import follow_submitted_item
-from factory.production.queues import COLLECT_QUEUE, SUBMIT_QUEUE
-from factory.production.submit import submit_claimed_item, worker_name
+from factory.production.cancel import cancel_at_provider
+from factory.production.collect import collect_outputs
+from factory.production.follow import claim_collection
+from factory.production.queues import COLLECT_QUEUE, DEFAULT_QUEUE, SUBMIT_QUEUE
+from factory.production.submit import start_submission, worker_name
 
 
 @job(SUBMIT_QUEUE)
-def submit_item(item_id: int) -> None:
-    """Claim the item and make its one paid provider call."""
-    item = OrderItem.objects.claim(
-        item_id, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
-        owner=worker_name(),
-    )
-    if item is not None:  # None: another worker already owns it
-        submit_claimed_item(item)
+def submit_item(item_id: int, deferrals: int = 0) -> None:
+    """Claim the item, take a provider slot and make its one paid call."""
+    start_submission(item_id, deferrals)
 
 
 @job(COLLECT_QUEUE)
-def follow_item(item_id: int) -> None:
-    """Poll a submitted item and collect its outputs once it is done."""
-    follow_submitted_item(item_id, owner=worker_name())
+def collect_item(item_id: int) -> None:
+    """Store the outputs of an item the foreman handed over."""
+    item = claim_collection(item_id, owner=worker_name())
+    if item is not None:  # None: another job collects it, or it is done
+        collect_outputs(item)
+
+
+@job(DEFAULT_QUEUE)
+def cancel_item_at_provider(item_id: int) -> None:
+    """Stop a cancelled item's generation at its provider."""
+    cancel_at_provider(item_id)

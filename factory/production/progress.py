@@ -16,7 +16,8 @@ def refresh_order(order_id: int) -> None:
     items = OrderItem.objects.filter(order_id=order_id)
     if items.exclude(status__in=FINISHED).exists():
         return
-    failed = items.filter(status=ItemStatus.FAILED).exists()
+    # A failure that a later attempt retried no longer counts against the order.
+    failed = items.filter(status=ItemStatus.FAILED, retries__isnull=True).exists()
     Order.objects.filter(
         pk=order_id, status__in=(OrderStatus.PLACED, OrderStatus.RUNNING)
     ).update(

@@ -1,32 +1,93 @@
-"""Putting work on Redis. Jobs are named by path, so no import cycles."""
+"""Putting work on Redis. Jobs are named by path, so no import cycles.
+
+Job ids start with the item id (``submit-42-9f…``), so the sweeper can tell
+from RQ's own lists which items still have a live job.
+"""
+import uuid
 from datetime import timedelta
 
 import django_rq
-from rq import Queue
+from django.utils import timezone
+from rq import Queue, Retry
+
+from factory.models import ItemStatus, OrderItem
 
 SUBMIT_QUEUE = "submit"
 COLLECT_QUEUE = "collect"
+DEFAULT_QUEUE = "default"
 SUBMIT_JOB = "factory.production.jobs.submit_item"
-FOLLOW_JOB = "factory.production.jobs.follow_item"
+COLLECT_JOB = "factory.production.jobs.collect_item"
+CANCEL_JOB = "factory.production.jobs.cancel_item_at_provider"
+JOB_PREFIX = {SUBMIT_QUEUE: "submit", COLLECT_QUEUE: "collect"}
 
 
-def _enqueue(queue_name: str, func: str, item_id: int, delay: float) -> None:
-    queue: Queue = django_rq.get_queue(queue_name)
-    if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), func, item_id)
-    else:
-        queue.enqueue(func, item_id)
+def job_id(queue_name: str, item_id: int) -> str:
+    """A fresh job id that names its item."""
+    return f"{JOB_PREFIX.get(queue_name, 'job')}-{item_id}-{uuid.uuid4().hex[:12]}"
+
+
+def _queue(name: str) -> Queue:
+    return django_rq.get_queue(name)
 
 
 def enqueue_items(item_ids: list[int]) -> None:
     """Queue a submit job per item in one Redis round trip."""
-    queue: Queue = django_rq.get_queue(SUBMIT_QUEUE)
-    queue.enqueue_many([Queue.prepare_data(SUBMIT_JOB, args=(pk,)) for pk in item_ids])
+    _queue(SUBMIT_QUEUE).enqueue_many([
+        Queue.prepare_data(SUBMIT_JOB, args=(pk,), job_id=job_id(SUBMIT_QUEUE, pk))
+        for pk in item_ids
+    ])
 
 
-def enqueue_submit(item_id: int, delay: float = 0) -> None:
-    _enqueue(SUBMIT_QUEUE, SUBMIT_JOB, item_id, delay)
+def enqueue_submit(item_id: int, delay: float = 0, deferrals: int = 0) -> None:
+    """Queue a submit job, now or after ``delay`` seconds."""
+    queue = _queue(SUBMIT_QUEUE)
+    name = job_id(SUBMIT_QUEUE, item_id)
+    if delay > 0:
+        queue.enqueue_in(
+            timedelta(seconds=delay), SUBMIT_JOB, item_id, deferrals, job_id=name
+        )
+    else:
+        queue.enqueue(SUBMIT_JOB, item_id, deferrals, job_id=name)
+
+
+def enqueue_collect(item_id: int) -> None:
+    _queue(COLLECT_QUEUE).enqueue(
+        COLLECT_JOB, item_id, job_id=job_id(COLLECT_QUEUE, item_id)
+    )
+
+
+def enqueue_cancel(item_id: int) -> None:
+    """Queue a provider cancel; RQ retries it when the provider is busy."""
+    _queue(DEFAULT_QUEUE).enqueue(
+        CANCEL_JOB, item_id, retry=Retry(max=3, interval=[5, 30, 120])
+    )
 
 
 def enqueue_follow(item_id: int, delay: float = 0) -> None:
-    _enqueue(COLLECT_QUEUE, FOLLOW_JOB, item_id, delay)
+    """Ask the foreman to poll a submitted item after ``delay`` seconds.
+
+    A submitted item's lease is its next poll time, so this is a database
+    write, not a job: a webhook or a failed download only moves it closer.
+    """
+    OrderItem.objects.filter(pk=item_id, status=ItemStatus.SUBMITTED).update(
+        lease_owner="", lease_until=timezone.now() + timedelta(seconds=delay)
+    )
+
+
+def live_item_ids(queue_name: str) -> set[int]:
+    """Items with a job queued, scheduled or running on ``queue_name``.
+
+    Read in one Redis transaction, so a job moving between lists is seen.
+    """
+    queue = _queue(queue_name)
+    pipe = queue.connection.pipeline(transaction=True)
+    pipe.lrange(queue.key, 0, -1)
+    pipe.zrange(queue.scheduled_job_registry.key, 0, -1)
+    pipe.zrange(queue.started_job_registry.key, 0, -1)
+    prefix = JOB_PREFIX[queue_name] + "-"
+    found = set()
+    for entry in (e.decode() for listed in pipe.execute() for e in listed):
+        name = entry.split(":", 1)[0]  # started entries add ":<execution id>"
+        if name.startswith(prefix):
+            found.add(int(name.split("-")[1]))
+    return found

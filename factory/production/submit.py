@@ -1,13 +1,22 @@
-"""Submit one claimed item: record intent, call once, save the request id."""
+"""Submit one item: claim it, take a slot, call once, save the request id.
+
+Every write is a short compare-and-set update outside any transaction
+that spans the provider call, so a cancel or the sweeper can always step
+in; whoever loses the compare-and-set leaves the row alone.
+"""
 import logging
 import os
+import random
 import socket
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import F
+from django.utils import timezone
 
-from factory.models import ItemStatus, OrderItem
-from factory.production import progress
-from factory.production.queues import enqueue_follow, enqueue_submit
+from factory.models import FINISHED, ItemStatus, OrderItem
+from factory.production import limits, progress
+from factory.production.queues import enqueue_cancel, enqueue_submit
 from factory.providers import get_backend
 from factory.providers.base import (
     ConfigurationError,
@@ -30,11 +39,58 @@ def item_key(item: OrderItem) -> str:
     return f"item-{item.pk}-{int(item.created_at.timestamp())}"
 
 
+def submit_lease() -> timedelta:
+    """Longer than any submit call may take; then the sweeper steps in."""
+    return timedelta(seconds=getattr(settings, "PRODUCTION_SUBMIT_LEASE_SECONDS", 600))
+
+
+def max_retries(provider_slug: str) -> int:
+    """Transient submit failures an item survives, per provider."""
+    limits_by_slug = getattr(settings, "PRODUCTION_MAX_RETRIES", {})
+    return limits_by_slug.get(provider_slug, limits_by_slug.get("default", 4))
+
+
+def start_submission(item_id: int, deferrals: int = 0) -> None:
+    """Claim a pending item and submit it, or queue it again for later.
+
+    A provider cooling down after a 429, or with every slot taken, sends
+    the job back with a growing delay instead of holding a worker.
+    """
+    item = OrderItem.objects.select_related("machine__provider").filter(
+        pk=item_id, status=ItemStatus.PENDING
+    ).first()
+    if item is None:  # finished, cancelled or owned by another job
+        return
+    wait = limits.cooldown_remaining(item.machine.provider.slug)
+    if wait > 0 or not limits.has_room(item):
+        _defer(item, deferrals, wait)
+        return
+    claimed = OrderItem.objects.claim(
+        item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
+        owner=worker_name(), lease=submit_lease(),
+    )
+    if claimed is None:
+        return
+    if not limits.acquire(claimed):  # another process took the last slot
+        return_to_pending(claimed, last_error=claimed.last_error)
+        _defer(claimed, deferrals, 0)
+        return
+    submit_claimed_item(claimed)
+
+
+def _defer(item: OrderItem, deferrals: int, wait: float) -> None:
+    base = getattr(settings, "PRODUCTION_NO_SLOT_DELAY_SECONDS", 2.0)
+    ceiling = getattr(settings, "PRODUCTION_NO_SLOT_MAX_DELAY_SECONDS", 30.0)
+    # Jitter spreads waiting jobs so they do not all retry at once.
+    delay = max(wait, min(base * 2 ** deferrals, ceiling)) * random.uniform(1, 1.25)
+    enqueue_submit(item.pk, delay=delay, deferrals=deferrals + 1)
+
+
 def submit_claimed_item(item: OrderItem) -> None:
     """Make the item's one provider call; the claim already recorded intent.
 
     The attempt counter is raised before the call, so a crash mid-call leaves
-    evidence that money may have been spent.
+    evidence that money may have been spent. The caller holds a slot.
     """
     OrderItem.objects.filter(pk=item.pk).update(attempts=F("attempts") + 1)
     item.refresh_from_db(fields=["attempts"])
@@ -43,27 +99,84 @@ def submit_claimed_item(item: OrderItem) -> None:
     try:
         request_id = backend.submit(item.machine, item.parameters, key=item_key(item))
     except TransientError as exc:
+        limits.release(item)
         _retry_later(item, exc)
     except OutcomeUnknownError as exc:
-        item._transition(ItemStatus.SUBMIT_UNKNOWN, last_error=str(exc))
+        # The slot stays taken: the generation may be running.
+        _settle(item, ItemStatus.SUBMIT_UNKNOWN, last_error=str(exc)[:4000])
     except (PermanentError, ConfigurationError) as exc:
         fail_item(item, str(exc))
     else:
-        item.mark_submitted(request_id)
-        enqueue_follow(item.pk)
+        record_request(item, request_id)
+
+
+def record_request(item: OrderItem, request_id: str) -> None:
+    """Save the request id in its own update; the foreman follows from here."""
+    if _settle(
+        item, ItemStatus.SUBMITTED, request_id=request_id,
+        submitted_at=timezone.now(),
+    ):
+        return
+    # Cancelled (or swept) while the call was in flight: keep the id anyway.
+    OrderItem.objects.filter(pk=item.pk).update(request_id=request_id)
+    if OrderItem.objects.filter(pk=item.pk, status=ItemStatus.CANCELLED).exists():
+        limits.release(item)
+        enqueue_cancel(item.pk)
+    else:
+        OrderItem.objects.filter(
+            pk=item.pk, status=ItemStatus.SUBMIT_UNKNOWN
+        ).update(status=ItemStatus.SUBMITTED, submitted_at=timezone.now(),
+                 lease_owner="", lease_until=None, updated_at=timezone.now())
+
+
+def _settle(item: OrderItem, status: str, **fields: object) -> bool:
+    """Leave ``submitting`` if this process still owns the item."""
+    updated = OrderItem.objects.filter(
+        pk=item.pk, status=ItemStatus.SUBMITTING, lease_owner=item.lease_owner
+    ).update(
+        status=status, lease_owner="", lease_until=None,
+        updated_at=timezone.now(), **fields,
+    )
+    return bool(updated)
+
+
+def return_to_pending(item: OrderItem, last_error: str) -> bool:
+    """Give up a claim without calling the provider, e.g. for lack of a slot."""
+    return _settle(item, ItemStatus.PENDING, last_error=last_error[:4000])
 
 
 def _retry_later(item: OrderItem, exc: TransientError) -> None:
-    if item.attempts > len(RETRY_DELAYS):
+    provider = item.machine.provider.slug
+    if exc.retry_after is not None:
+        # Refused with Retry-After: nothing was spent, so it is no attempt;
+        # the provider is paused instead of the item failing.
+        pause = max(exc.retry_after, 1.0)
+        limits.slow_down(provider, pause)
+        OrderItem.objects.filter(pk=item.pk).update(attempts=F("attempts") - 1)
+        if return_to_pending(item, f"rate limited, retry in {pause:g}s: {exc}"):
+            enqueue_submit(item.pk, delay=pause)
+        return
+    if item.attempts > max_retries(provider):
         fail_item(item, f"gave up after {item.attempts} attempts: {exc}")
         return
-    delay = exc.retry_after or RETRY_DELAYS[item.attempts - 1]
+    delays = getattr(settings, "PRODUCTION_RETRY_DELAYS", RETRY_DELAYS)
+    delay = delays[min(item.attempts, len(delays)) - 1]
     log.info("item %s: transient error, retry in %ss: %s", item.pk, delay, exc)
-    item._transition(ItemStatus.PENDING, last_error=str(exc))
-    enqueue_submit(item.pk, delay=delay)
+    if return_to_pending(item, str(exc)):
+        enqueue_submit(item.pk, delay=delay)
 
 
 def fail_item(item: OrderItem, message: str) -> None:
-    """Fail the item with the provider's message and update its order."""
-    item.mark_failed(message)
-    progress.refresh_order(item.order_id)
+    """Fail the item with the provider's message and update its order.
+
+    Conditional, so a cancel that landed first is not overwritten.
+    """
+    now = timezone.now()
+    updated = OrderItem.objects.filter(pk=item.pk).exclude(status__in=FINISHED).update(
+        status=ItemStatus.FAILED, last_error=message[:4000], completed_at=now,
+        lease_owner="", lease_until=None, updated_at=now,
+    )
+    if updated:
+        item.status, item.last_error = ItemStatus.FAILED, message[:4000]
+        limits.release(item)
+        progress.refresh_order(item.order_id)

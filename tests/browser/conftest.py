@@ -42,16 +42,24 @@ def page(browser):
 
 @pytest.fixture
 def live_worker(media_root, redis_db):
-    """A real RQ worker process serving the live server's database."""
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "rqworker", "submit", "collect",
-         "default", "--with-scheduler"],
-        env=worker_env(media_root), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    """A real RQ worker and a real foreman serving the live server's database."""
+    env = worker_env(media_root)
+    commands = [
+        ["rqworker", "submit", "collect", "default", "--with-scheduler"],
+        ["run_foreman", "--tick", "0.1", "--poll", "0.2"],
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *command], env=env, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for command in commands
+    ]
+    yield processes
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

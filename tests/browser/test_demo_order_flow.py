@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
+from factory.models import OrderItem
+
 from tests.conftest import ROOT
 
 # `make screenshots` points this at docs/screenshots to refresh the README's.
@@ -53,7 +55,9 @@ def test_place_demo_order_and_see_thumbnails(
             break
         page.wait_for_timeout(500)
     thumbs = page.locator("img[loading=lazy]")
-    assert thumbs.count() == 4
+    assert thumbs.count() == 4, list(
+        OrderItem.objects.values_list("status", "attempts", "last_error", "lease_until")
+    )
     page.wait_for_function(
         "() => [...document.querySelectorAll('img[loading=lazy]')]"
         ".every(i => i.complete && i.naturalWidth > 0)"

@@ -1,0 +1,92 @@
+"""Cancel orders and items: queued ones never start, running ones stop.
+
+Items already collecting are left to finish: their generation is paid
+for and done, so cancelling them would only throw the result away.
+"""
+import logging
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from factory.models import ItemStatus, Order, OrderItem, OrderStatus
+from factory.production import limits
+from factory.production.progress import refresh_order
+from factory.production.queues import enqueue_cancel
+from factory.production.submit import item_key
+from factory.providers import get_backend
+from factory.providers.base import ProviderError, TransientError
+
+log = logging.getLogger(__name__)
+OPEN_ORDERS = (OrderStatus.DRAFT, OrderStatus.PLACED, OrderStatus.RUNNING)
+STOPPABLE = (
+    ItemStatus.PENDING, ItemStatus.SUBMITTING, ItemStatus.SUBMITTED,
+    ItemStatus.SUBMIT_UNKNOWN,
+)
+# A submitting item's own job cancels remotely once it has a request id.
+REMOTE = (ItemStatus.SUBMITTED, ItemStatus.SUBMIT_UNKNOWN)
+
+
+def cancel_order(order: Order) -> bool:
+    """Close an open order and cancel its unfinished items.
+
+    Writes the order's and the items' status and queues a provider cancel
+    per running item. An order that already finished is left alone and
+    gives False, so a rerun changes nothing.
+    """
+    if not Order.objects.filter(pk=order.pk, status__in=OPEN_ORDERS).update(
+        status=OrderStatus.CANCELLED, finished_at=timezone.now()
+    ):
+        return False
+    cancel_items(order.items.all())
+    order.refresh_from_db(fields=["status", "finished_at"])
+    return True
+
+
+def cancel_items(items: QuerySet | Iterable[int]) -> int:
+    """Cancel the unfinished ones among ``items``; returns how many."""
+    if not isinstance(items, QuerySet):
+        items = OrderItem.objects.filter(pk__in=list(items))
+    rows = list(items.filter(status__in=STOPPABLE).values_list("pk", "status"))
+    now = timezone.now()
+    cancelled = 0
+    for status in STOPPABLE:
+        ids = [pk for pk, current in rows if current == status]
+        cancelled += OrderItem.objects.filter(pk__in=ids, status=status).update(
+            status=ItemStatus.CANCELLED, lease_owner="", lease_until=None,
+            updated_at=now,
+        )
+    remote = OrderItem.objects.filter(
+        pk__in=[pk for pk, current in rows if current in REMOTE],
+        status=ItemStatus.CANCELLED,
+    ).select_related("machine__provider")
+    for item in remote:
+        limits.release(item)
+        enqueue_cancel(item.pk)
+    for order_id in items.order_by().values_list("order_id", flat=True).distinct():
+        refresh_order(order_id)
+    return cancelled
+
+
+def cancel_at_provider(item_id: int) -> None:
+    """Ask the provider to stop a cancelled item; transient errors raise.
+
+    An item whose submission had an unknown outcome is looked up first.
+    """
+    item = OrderItem.objects.select_related("machine__provider").get(pk=item_id)
+    if item.status != ItemStatus.CANCELLED:
+        return
+    backend = get_backend(item.machine.provider.slug)
+    try:
+        request_id = item.request_id or backend.find(
+            item.machine, item.created_at, item.parameters, key=item_key(item)
+        )
+        if request_id:
+            backend.cancel(item.machine, request_id)
+    except TransientError:
+        raise  # RQ retries the job
+    except (ProviderError, NotImplementedError) as exc:
+        log.warning("item %s: provider cancel failed: %s", item.pk, exc)
+        OrderItem.objects.filter(pk=item.pk).update(
+            last_error=f"provider cancel failed: {exc}"[:4000]
+        )

@@ -1,0 +1,148 @@
+"""The foreman: follows every in-flight item in batches, on any host.
+
+Each tick claims a batch of submitted items whose lease (their next poll
+time) has passed, polls their providers, hands finished ones to collect
+jobs and fails failed ones. Claims are row locks skipped by other foremen
+on PostgreSQL and a compare-and-set update on SQLite, so several foremen
+never poll the same item in the same round.
+"""
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from redis import RedisError
+
+from factory.models import ItemStatus, OrderItem
+from factory.production import follow
+from factory.production.sweeper import sweep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tuning:
+    """How often and how much a foreman polls; defaults from settings."""
+
+    tick_seconds: float = field(
+        default_factory=lambda: getattr(settings, "FOREMAN_TICK_SECONDS", 1.0))
+    poll_seconds: float = field(
+        default_factory=lambda: getattr(settings, "FOREMAN_POLL_SECONDS", 2.0))
+    batch_size: int = field(
+        default_factory=lambda: getattr(settings, "FOREMAN_BATCH_SIZE", 100))
+    sweep_every: int = field(
+        default_factory=lambda: getattr(settings, "FOREMAN_SWEEP_EVERY", 10))
+    threads: int = field(
+        default_factory=lambda: getattr(settings, "FOREMAN_POLL_THREADS", 8))
+
+
+@dataclass
+class TickReport:
+    claimed: int = 0
+    steps: dict[str, int] = field(default_factory=dict)
+
+
+def foreman_name() -> str:
+    """The lease owner of this foreman process."""
+    return f"foreman:{socket.gethostname()}:{os.getpid()}"
+
+
+def _due(now: datetime) -> Q:
+    return Q(status=ItemStatus.SUBMITTED) & (
+        Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    )
+
+
+def claim_due_items(owner: str, size: int, lease: timedelta) -> list[OrderItem]:
+    """Lease up to ``size`` submitted items that are due for a poll."""
+    now = timezone.now()
+    until = now + lease
+    oldest_first = F("lease_until").asc(nulls_first=True)
+    due = OrderItem.objects.filter(_due(now)).order_by(oldest_first, "pk")
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            ids = list(due.select_for_update(skip_locked=True)
+                       .values_list("pk", flat=True)[:size])
+            OrderItem.objects.filter(pk__in=ids).update(
+                lease_owner=owner, lease_until=until
+            )
+    else:
+        # No row locks: repeat the due test in the update, then read back
+        # the rows that carry this exact lease.
+        ids = list(due.values_list("pk", flat=True)[:size])
+        OrderItem.objects.filter(_due(now), pk__in=ids).update(
+            lease_owner=owner, lease_until=until
+        )
+        ids = list(OrderItem.objects.filter(
+            pk__in=ids, lease_owner=owner, lease_until=until
+        ).values_list("pk", flat=True))
+    return list(OrderItem.objects.filter(pk__in=ids).select_related(
+        "machine__provider"
+    ).order_by("pk"))
+
+
+def tick(owner: str, tuning: Tuning) -> TickReport:
+    """Poll one batch of due items and act on what each provider says."""
+    # The claim lease covers the status calls; running items then get the
+    # poll interval as their next due time.
+    lease = timedelta(seconds=max(60.0, tuning.poll_seconds))
+    items = claim_due_items(owner, tuning.batch_size, lease)
+    report = TickReport(claimed=len(items))
+    if not items:
+        return report
+    outcomes = follow.poll_statuses(items, threads=tuning.threads)
+    running = []
+    for item, outcome in zip(items, outcomes):
+        step = follow.settle(item, outcome, owner)
+        report.steps[step.value] = report.steps.get(step.value, 0) + 1
+        if step == follow.Step.RUNNING:
+            running.append(item)
+    follow.renew(running, owner, tuning.poll_seconds)
+    return report
+
+
+def is_idle() -> bool:
+    """Nothing left for workers, the foreman or the sweeper to drive."""
+    return not OrderItem.objects.unfinished().exists()
+
+
+def _round(owner: str, tuning: Tuning, sweeping: bool) -> TickReport:
+    if sweeping:
+        sweep()
+    return tick(owner, tuning)
+
+
+def run_foreman(
+    tuning: Tuning | None = None, *, owner: str = "", until_idle: bool = False,
+    max_seconds: float | None = None, should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Tick until stopped, idle (if asked) or out of time; returns ticks run."""
+    tuning = tuning or Tuning()
+    tuning.sweep_every = max(1, tuning.sweep_every)
+    owner = owner or foreman_name()
+    deadline = time.monotonic() + max_seconds if max_seconds else float("inf")
+    ticks = 0
+    while not should_stop() and time.monotonic() < deadline:
+        sweeping = ticks % tuning.sweep_every == 0
+        ticks += 1
+        try:
+            report = _round(owner, tuning, sweeping)
+            if until_idle and is_idle():
+                break
+        except (DatabaseError, RedisError):
+            # Outages pass; the leases taken so far simply run out.
+            log.exception("%s: tick failed, retrying", owner)
+            close_old_connections()
+            report = TickReport()
+        if set(report.steps) - {follow.Step.RUNNING.value}:
+            log.info("%s: %s", owner, report.steps)
+        if report.claimed < tuning.batch_size:
+            time.sleep(tuning.tick_seconds)
+    return ticks

@@ -1,0 +1,189 @@
+"""The sweeper: re-drives unfinished items whose lease ran out.
+
+Redis may lose or repeat any job, so the database decides: an item with
+no live job and no live lease is put back on its way. Outcome-unknown
+submissions are looked up at the provider before anything is resent.
+Every change is a compare-and-set update, so two sweepers may overlap.
+"""
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from factory.models import ItemStatus, OrderItem
+from factory.production import limits
+from factory.production.follow import collect_lease
+from factory.production.queues import (
+    COLLECT_QUEUE,
+    SUBMIT_QUEUE,
+    enqueue_collect,
+    enqueue_items,
+    enqueue_submit,
+    live_item_ids,
+)
+from factory.production.submit import fail_item, item_key
+from factory.providers import get_backend
+from factory.providers.base import ProviderError
+
+log = logging.getLogger(__name__)
+DUPLICATE_NOTE = "resubmitted after unknown outcome: possible duplicate"
+BATCH = 500
+
+
+@dataclass
+class SweepReport:
+    requeued: int = 0
+    stalled: int = 0
+    found: int = 0
+    resubmitted: int = 0
+    recollected: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _seconds(name: str, default: float) -> timedelta:
+    return timedelta(seconds=getattr(settings, name, default))
+
+
+def _expired(now: datetime) -> Q:
+    return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def _note(item: OrderItem, text: str) -> str:
+    return "\n".join(filter(None, [item.last_error, text]))[-4000:]
+
+
+def sweep(now: datetime | None = None) -> SweepReport:
+    """One pass over every kind of stuck item; safe to run anywhere, anytime."""
+    now = now or timezone.now()
+    report = SweepReport(
+        requeued=requeue_lost_submits(now),
+        stalled=mark_stalled_submissions(now),
+        recollected=requeue_lost_collections(now),
+    )
+    report.found, report.resubmitted = reconcile_unknown(now)
+    limits.sync_slots()
+    if any(report.as_dict().values()):
+        log.info("sweep: %s", report.as_dict())
+    return report
+
+
+def requeue_lost_submits(
+    now: datetime, grace: timedelta | None = None, items: QuerySet | None = None
+) -> int:
+    """Queue a submit job for pending ``items`` whose job was lost."""
+    if grace is None:
+        grace = _seconds("PRODUCTION_PENDING_GRACE_SECONDS", 30)
+    items = OrderItem.objects.all() if items is None else items
+    # The grace covers the moment between a commit and its enqueue.
+    stale = items.filter(
+        _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace
+    ).order_by("pk").values_list("pk", flat=True)
+    lost = _without_live_jobs(stale, SUBMIT_QUEUE)
+    enqueue_items(lost)
+    return len(lost)
+
+
+def _without_live_jobs(ids: QuerySet, queue_name: str) -> list[int]:
+    candidates = list(ids[:BATCH * 10])
+    if not candidates:
+        return []
+    live = live_item_ids(queue_name)
+    return [pk for pk in candidates if pk not in live]
+
+
+def mark_stalled_submissions(now: datetime) -> int:
+    """Submitting items whose process died: their outcome is unknown."""
+    stalled = list(OrderItem.objects.filter(
+        status=ItemStatus.SUBMITTING, lease_until__lt=now
+    ).only("pk", "last_error", "lease_until")[:BATCH])
+    moved = 0
+    for item in stalled:
+        moved += OrderItem.objects.filter(
+            pk=item.pk, status=ItemStatus.SUBMITTING, lease_until=item.lease_until
+        ).update(
+            status=ItemStatus.SUBMIT_UNKNOWN, lease_owner="", lease_until=None,
+            updated_at=now,
+            last_error=_note(item, "the submitting process stopped before "
+                                   "saving a request id"),
+        )
+    return moved
+
+
+def reconcile_unknown(now: datetime) -> tuple[int, int]:
+    """Look up unknown submissions; resend only after the grace period.
+
+    Returns (found at the provider, queued again).
+    """
+    unknown = OrderItem.objects.filter(
+        _expired(now), status=ItemStatus.SUBMIT_UNKNOWN
+    ).select_related("machine__provider").order_by("pk")[:BATCH]
+    found = resubmitted = 0
+    for item in unknown:
+        result = _find(item, now)
+        found += result == "found"
+        resubmitted += result == "resubmitted"
+    return found, resubmitted
+
+
+def _find(item: OrderItem, now: datetime) -> str:
+    backend = get_backend(item.machine.provider.slug)
+    unchanged = OrderItem.objects.filter(
+        pk=item.pk, status=ItemStatus.SUBMIT_UNKNOWN, updated_at=item.updated_at
+    )
+    try:
+        request_id = backend.find(
+            item.machine, item.created_at, item.parameters, key=item_key(item)
+        )
+    except NotImplementedError:
+        fail_item(item, _note(item, "outcome unknown and the provider cannot "
+                                    "list requests: check it, then retry"))
+        return "failed"
+    except ProviderError as exc:
+        unchanged.update(lease_until=now + timedelta(seconds=60),
+                         last_error=_note(item, f"lookup failed: {exc}"))
+        return "later"
+    if request_id:
+        unchanged.update(
+            status=ItemStatus.SUBMITTED, request_id=request_id, submitted_at=now,
+            lease_owner="", lease_until=None, updated_at=now,
+            last_error=_note(item, f"found request {request_id} at the provider"),
+        )
+        return "found"
+    return _resubmit_after_grace(item, unchanged, now)
+
+
+def _resubmit_after_grace(item: OrderItem, unchanged: QuerySet, now: datetime) -> str:
+    # Providers list new requests late, so "not found" means little at first.
+    grace = _seconds("PRODUCTION_UNKNOWN_GRACE_SECONDS", 600)
+    if now - item.updated_at < grace:
+        unchanged.update(lease_until=now + min(grace, timedelta(seconds=30)))
+        return "later"
+    if not unchanged.update(
+        status=ItemStatus.PENDING, lease_owner="", lease_until=None, updated_at=now,
+        last_error=_note(item, DUPLICATE_NOTE),
+    ):
+        return "later"
+    log.warning("item %s: %s", item.pk, DUPLICATE_NOTE)
+    limits.release(item)
+    enqueue_submit(item.pk)
+    return "resubmitted"
+
+
+def requeue_lost_collections(now: datetime) -> int:
+    """Hand collecting items whose job or worker was lost to a new job."""
+    expired = OrderItem.objects.filter(
+        status=ItemStatus.COLLECTING, lease_until__lt=now
+    ).order_by("pk").values_list("pk", flat=True)
+    requeued = 0
+    for pk in _without_live_jobs(expired, COLLECT_QUEUE):
+        if OrderItem.objects.filter(
+            pk=pk, status=ItemStatus.COLLECTING, lease_until__lt=now
+        ).update(lease_owner="", lease_until=now + collect_lease()):
+            enqueue_collect(pk)
+            requeued += 1
+    return requeued

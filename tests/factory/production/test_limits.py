@@ -1,0 +1,179 @@
+"""Concurrency slots, 429 cool-downs and transient retries."""
+import time
+
+import django_rq
+import pytest
+from rq import SimpleWorker
+
+from factory.models import FactoryMachine, ItemStatus, OrderItem, OrderStatus, Provider
+from factory.production import limits
+from factory.production.queues import SUBMIT_QUEUE, live_item_ids
+from factory.production.submit import start_submission
+from factory.providers.base import PermanentError, TransientError
+from factory.providers.demo import DemoBackend
+from tests.factory.production.test_foreman import drive, place_demo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def items(order) -> list[OrderItem]:
+    return list(order.items.select_related("machine__provider").order_by("index"))
+
+
+def scheduled_submits() -> int:
+    return django_rq.get_queue(SUBMIT_QUEUE).scheduled_job_registry.count
+
+
+def test_slots_follow_the_provider_and_the_machine_limits(catalog, redis_db, lead):
+    Provider.objects.filter(slug="demo").update(concurrency_limit=3)
+    FactoryMachine.objects.filter(slug="demo-image").update(concurrency_limit=2)
+    first, second, third = items(place_demo(lead, runs=3))
+
+    assert limits.acquire(first) is True
+    assert limits.acquire(second) is True
+    assert limits.acquire(third) is False  # the machine's limit of 2
+    assert limits.acquire(first) is True  # holding a slot is no second slot
+    limits.release(first)
+    assert limits.acquire(third) is True
+    assert ("provider:demo", 2, 3) in limits.usage()
+    assert ("machine:demo-image", 2, 2) in limits.usage()
+
+
+def test_a_slot_nobody_renews_expires(catalog, redis_db, lead, settings):
+    Provider.objects.filter(slug="demo").update(concurrency_limit=1)
+    settings.PRODUCTION_SLOT_SECONDS = 0.2
+    first, second = items(place_demo(lead, runs=2))
+    assert limits.acquire(first)
+    assert not limits.acquire(second)
+
+    time.sleep(0.25)
+
+    assert limits.acquire(second)
+
+
+def test_a_submit_job_without_a_slot_queues_itself_for_later(catalog, redis_db, lead):
+    Provider.objects.filter(slug="demo").update(concurrency_limit=1)
+    first, second = items(place_demo(lead, runs=2))
+    redis_db.flushdb()
+
+    start_submission(first.pk)
+    start_submission(second.pk)
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == ItemStatus.SUBMITTED
+    assert (second.status, second.attempts, second.lease_owner) == (
+        ItemStatus.PENDING, 0, "")
+    assert live_item_ids(SUBMIT_QUEUE) == {second.pk}
+    assert scheduled_submits() == 1
+
+
+def test_never_more_than_two_items_in_flight_with_a_limit_of_two(
+    catalog, redis_db, lead, settings, monkeypatch
+):
+    settings.DEMO_LATENCY_SECONDS = 0.2
+    settings.PRODUCTION_NO_SLOT_DELAY_SECONDS = 0.05
+    settings.PRODUCTION_NO_SLOT_MAX_DELAY_SECONDS = 0.2
+    Provider.objects.filter(slug="demo").update(concurrency_limit=2)
+    in_flight_at_submit: list[int] = []
+    real_submit = DemoBackend.submit
+
+    def watched_submit(self, machine, params, *, key=None):
+        in_flight_at_submit.append(OrderItem.objects.filter(
+            status__in=(ItemStatus.SUBMITTING, ItemStatus.SUBMITTED)).count())
+        return real_submit(self, machine, params, key=key)
+
+    monkeypatch.setattr(DemoBackend, "submit", watched_submit)
+    peaks: list[int] = []
+    order = place_demo(lead, runs=8)
+
+    drive(each_round=lambda: peaks.append(
+        OrderItem.objects.filter(status=ItemStatus.SUBMITTED).count()))
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DONE
+    assert len(in_flight_at_submit) == 8
+    assert max(in_flight_at_submit) == 2
+    assert max(peaks) <= 2
+    assert set(order.items.values_list("attempts", flat=True)) == {1}
+
+
+def test_429_pauses_the_provider_instead_of_failing_the_item(
+    catalog, redis_db, lead, monkeypatch
+):
+    first, second = items(place_demo(lead, runs=2))
+    redis_db.flushdb()
+
+    def rate_limited(self, machine, params, *, key=None):
+        raise TransientError("demo submit: HTTP 429: slow down", retry_after=30)
+
+    monkeypatch.setattr(DemoBackend, "submit", rate_limited)
+    start_submission(first.pk)
+    monkeypatch.undo()
+    start_submission(second.pk)
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == ItemStatus.PENDING
+    assert first.attempts == 0  # refused, so nothing was spent
+    assert first.last_error.startswith("rate limited, retry in 30s")
+    assert 29 < limits.cooldown_remaining("demo") <= 30
+    assert (second.status, second.attempts) == (ItemStatus.PENDING, 0)
+    assert live_item_ids(SUBMIT_QUEUE) == {first.pk, second.pk}
+    assert scheduled_submits() == 2
+    assert ("provider:demo", 0, 8) in limits.usage()
+
+
+def test_a_cool_down_is_never_shortened(redis_db):
+    limits.slow_down("fal", 30)
+    limits.slow_down("fal", 5)
+
+    assert limits.cooldown_remaining("fal") > 29
+    assert limits.cooldown_remaining("replicate") == 0
+
+
+def test_transient_errors_retry_with_backoff_up_to_the_provider_limit(
+    catalog, redis_db, lead, settings, monkeypatch
+):
+    settings.PRODUCTION_MAX_RETRIES = {"demo": 2, "default": 9}
+    settings.PRODUCTION_RETRY_DELAYS = (0.01, 0.01, 0.01)
+    [item] = items(place_demo(lead, runs=1))
+
+    def timeout(self, machine, params, *, key=None):
+        raise TransientError("demo submit: connect timeout")
+
+    monkeypatch.setattr(DemoBackend, "submit", timeout)
+    worker = django_rq.get_worker(SUBMIT_QUEUE, worker_class=SimpleWorker)
+    for _ in range(3):
+        worker.work(burst=True, with_scheduler=True)
+        item.refresh_from_db()
+        if item.status == ItemStatus.FAILED:
+            break
+        assert item.status == ItemStatus.PENDING
+        time.sleep(0.02)
+
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.attempts == 3
+    assert item.last_error == "gave up after 3 attempts: demo submit: connect timeout"
+    assert ("provider:demo", 0, 8) in limits.usage()
+
+
+def test_a_permanent_error_fails_the_item_with_the_provider_message(
+    catalog, redis_db, lead, monkeypatch
+):
+    order = place_demo(lead, runs=1)
+    [item] = items(order)
+
+    def refused(self, machine, params, *, key=None):
+        raise PermanentError("demo submit: HTTP 422: width must be a multiple of 8")
+
+    monkeypatch.setattr(DemoBackend, "submit", refused)
+    start_submission(item.pk)
+
+    item.refresh_from_db()
+    order.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.last_error == "demo submit: HTTP 422: width must be a multiple of 8"
+    assert order.status == OrderStatus.DONE_WITH_FAILURES
+    assert ("provider:demo", 0, 8) in limits.usage()

@@ -1,0 +1,159 @@
+"""The sweeper re-drives items whose job or process was lost."""
+from datetime import timedelta
+
+import django_rq
+import pytest
+from django.utils import timezone
+from rq import SimpleWorker
+
+from factory.models import ItemStatus, OrderItem, OrderStatus, Product
+from factory.production import limits
+from factory.production.queues import COLLECT_QUEUE, SUBMIT_QUEUE, live_item_ids
+from factory.production.sweeper import DUPLICATE_NOTE, sweep
+from factory.providers.demo import DemoBackend
+from tests.factory.production.test_foreman import drive, place_demo, submitted_item
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def quick(settings):
+    settings.DEMO_LATENCY_SECONDS = 0.2
+    settings.PRODUCTION_PENDING_GRACE_SECONDS = 0
+
+
+@pytest.fixture
+def count_submissions(monkeypatch) -> list[str]:
+    """Every paid call the demo provider receives, by prompt and seed."""
+    calls: list[str] = []
+    real_submit = DemoBackend.submit
+
+    def counting_submit(self, machine, params, *, key=None):
+        calls.append(key)
+        return real_submit(self, machine, params, key=key)
+
+    monkeypatch.setattr(DemoBackend, "submit", counting_submit)
+    return calls
+
+
+def test_flushed_redis_after_placing_is_recovered_without_duplicates(
+    catalog, redis_db, lead, quick, count_submissions
+):
+    order = place_demo(lead, runs=20)
+    assert len(live_item_ids(SUBMIT_QUEUE)) == 20
+    redis_db.flushall()  # Redis restarted without persistence
+    assert live_item_ids(SUBMIT_QUEUE) == set()
+
+    drive()
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DONE
+    assert len(count_submissions) == len(set(count_submissions)) == 20
+    assert set(order.items.values_list("attempts", flat=True)) == {1}
+    assert Product.objects.filter(item__order=order).count() == 20
+
+
+def test_pending_items_with_a_live_job_are_left_alone(catalog, redis_db, lead, quick):
+    place_demo(lead, runs=3)
+    queue = django_rq.get_queue(SUBMIT_QUEUE)
+
+    assert sweep().requeued == 0
+    assert queue.count == 3
+
+
+def test_pending_items_inside_the_grace_period_are_left_alone(
+    catalog, redis_db, lead, settings
+):
+    settings.PRODUCTION_PENDING_GRACE_SECONDS = 60
+    place_demo(lead, runs=3)
+    redis_db.flushdb()
+
+    assert sweep().requeued == 0
+    assert sweep(timezone.now() + timedelta(seconds=61)).requeued == 3
+
+
+def test_a_submission_whose_process_died_is_found_at_the_provider(
+    catalog, redis_db, lead, count_submissions
+):
+    order = place_demo(lead, runs=1)
+    item = order.items.select_related("machine__provider").get()
+    request_id = DemoBackend().submit(item.machine, item.parameters)
+    # The worker made the call, then died before saving the request id.
+    OrderItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.SUBMITTING, attempts=1,
+        lease_until=timezone.now() - timedelta(seconds=1),
+    )
+
+    report = sweep()
+
+    item.refresh_from_db()
+    assert (report.stalled, report.found, report.resubmitted) == (1, 1, 0)
+    assert item.status == ItemStatus.SUBMITTED
+    assert item.request_id == request_id
+    assert f"found request {request_id} at the provider" in item.last_error
+    assert len(count_submissions) == 1
+
+
+def test_an_unknown_submission_waits_out_the_grace_period_before_resending(
+    catalog, redis_db, lead, settings, count_submissions
+):
+    settings.PRODUCTION_UNKNOWN_GRACE_SECONDS = 600
+    order = place_demo(lead, runs=1)
+    redis_db.flushdb()
+    item = order.items.get()
+    OrderItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.SUBMIT_UNKNOWN, attempts=1, last_error="read timed out"
+    )
+
+    assert sweep().resubmitted == 0
+    item.refresh_from_db()
+    assert item.status == ItemStatus.SUBMIT_UNKNOWN
+    assert item.lease_until > timezone.now()
+
+    later = timezone.now() + timedelta(seconds=601)
+    assert sweep(later).resubmitted == 1
+
+    item.refresh_from_db()
+    assert item.status == ItemStatus.PENDING
+    assert item.last_error == f"read timed out\n{DUPLICATE_NOTE}"
+    assert live_item_ids(SUBMIT_QUEUE) == {item.pk}
+    django_rq.get_worker(SUBMIT_QUEUE, worker_class=SimpleWorker).work(burst=True)
+    item.refresh_from_db()
+    assert (item.status, item.attempts) == (ItemStatus.SUBMITTED, 2)
+    assert len(count_submissions) == 1
+
+
+def test_a_lost_collect_job_is_queued_again(catalog, redis_db, lead):
+    item = submitted_item(place_demo(lead, runs=1))
+    OrderItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.COLLECTING, lease_owner="host:123",
+        lease_until=timezone.now() - timedelta(seconds=1),
+    )
+
+    assert sweep().recollected == 1
+    assert sweep().recollected == 0  # a fresh lease and a live job
+
+    item.refresh_from_db()
+    assert item.lease_owner == ""
+    assert live_item_ids(COLLECT_QUEUE) == {item.pk}
+    django_rq.get_worker(COLLECT_QUEUE, worker_class=SimpleWorker).work(burst=True)
+    item.refresh_from_db()
+    assert item.status == ItemStatus.COMPLETED
+
+
+def test_sweep_restores_slots_a_flush_lost_and_drops_stale_ones(
+    catalog, redis_db, lead
+):
+    order = place_demo(lead, runs=3)
+    running, done, _ = order.items.select_related("machine__provider")
+    running.mark_submitted("demo-x")
+    assert limits.acquire(done)
+    OrderItem.objects.filter(pk=done.pk).update(status=ItemStatus.COMPLETED)
+    redis_db.delete(limits.provider_scope(running.machine.provider).key)
+    assert limits.acquire(done)
+
+    sweep()
+
+    assert ("provider:demo", 1, 8) in limits.usage()
+    key = limits.provider_scope(running.machine.provider).key
+    assert redis_db.zrange(key, 0, -1) == [str(running.pk).encode()]
