@@ -233,9 +233,11 @@ class OrderItem(models.Model):
         self._transition(ItemStatus.COLLECTING)
 
     def mark_completed(self, cost: Any = None) -> None:
+        # last_error stays: a retried error or a possible-duplicate note is
+        # history worth keeping on a completed item.
         self._transition(
             ItemStatus.COMPLETED, completed_at=timezone.now(), cost=cost,
-            lease_owner="", lease_until=None, last_error="",
+            lease_owner="", lease_until=None,
         )
 
     def mark_failed(self, error: str) -> None:

@@ -121,6 +121,9 @@ def test_an_unknown_submission_waits_out_the_grace_period_before_resending(
     item.refresh_from_db()
     assert (item.status, item.attempts) == (ItemStatus.SUBMITTED, 2)
     assert len(count_submissions) == 1
+    item.mark_completed()
+    item.refresh_from_db()
+    assert item.last_error.endswith(DUPLICATE_NOTE)  # the history survives completion
 
 
 def test_a_lost_collect_job_is_queued_again(catalog, redis_db, lead):
