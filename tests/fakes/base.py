@@ -213,3 +213,14 @@ def _reset(connection: socket.socket) -> None:
         connection.close()
     except OSError:
         pass
+
+
+def follow_states(backend: Any, spec: Any, request_id: str, polls: int = 10) -> list[Any]:
+    """Poll an adapter until the request is final; every state seen, in order."""
+    seen = []
+    for _ in range(polls):
+        status = backend.status(spec, request_id)
+        seen.append(status.state)
+        if status.is_final:
+            return seen
+    raise AssertionError(f"request {request_id} never finished: {seen}")

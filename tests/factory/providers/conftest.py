@@ -4,11 +4,16 @@ import pytest
 from tests.fakes.fal import FakeFal
 
 
-@pytest.fixture
-def fake_fal(settings, monkeypatch):
-    """A running FakeFal with the fal settings pointing at it."""
+@pytest.fixture(autouse=True)
+def direct_to_fakes(monkeypatch):
+    """Requests to 127.0.0.1 bypass any proxy the environment names."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def fake_fal(settings):
+    """A running FakeFal with the fal settings pointing at it."""
     fake = FakeFal(key="test-key").start()
     settings.FAL_KEY = "test-key"
     settings.FAL_QUEUE_URL = fake.url + "/"

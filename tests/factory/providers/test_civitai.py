@@ -19,7 +19,7 @@ from factory.providers.base import (
     TransientError,
 )
 from factory.providers.civitai import CivitaiBackend, request_key
-from tests.fakes.base import Fault
+from tests.fakes.base import Fault, follow_states
 from tests.fakes.civitai import SEEDS, FakeCivitai, Outcome
 
 TOKEN = "civitai-fake-token-that-must-never-show"
@@ -43,20 +43,7 @@ def submits(fake: FakeCivitai) -> int:
 
 
 def run_to_end(backend: CivitaiBackend, pid: str) -> list[RemoteState]:
-    seen = []
-    for _ in range(10):
-        status = backend.status(machine(), pid)
-        seen.append(status.state)
-        if status.is_final:
-            return seen
-    raise AssertionError(f"workflow {pid} never finished: {seen}")
-
-
-@pytest.fixture(autouse=True)
-def direct_to_fakes(monkeypatch):
-    """Requests to 127.0.0.1 bypass any proxy the environment names."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    return follow_states(backend, machine(), pid)
 
 
 @pytest.fixture(scope="module")

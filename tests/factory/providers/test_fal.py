@@ -26,7 +26,7 @@ from factory.providers.base import (
 )
 from factory.providers.fal import FalBackend
 from factory.providers.webhooks import WebhookError, verify_fal_webhook
-from tests.fakes.base import Fault
+from tests.fakes.base import Fault, follow_states
 from tests.fakes.fal import FakeFal, load_machines
 
 SEEDS = {m["slug"]: m for m in load_machines()}
@@ -64,11 +64,7 @@ def flux() -> Spec:
 
 
 def run_to_end(backend: FalBackend, machine, request_id: str) -> RemoteState:
-    for _ in range(10):
-        state = backend.status(machine, request_id)
-        if state.is_final:
-            return state.state
-    raise AssertionError(f"{request_id} never finished")
+    return follow_states(backend, machine, request_id)[-1]
 
 
 # ---------------------------------------------------------------- contract

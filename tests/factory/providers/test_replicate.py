@@ -30,7 +30,7 @@ from factory.providers.replicate_webhooks import (
     WebhookVerificationError,
     verify_replicate_webhook,
 )
-from tests.fakes.base import Fault
+from tests.fakes.base import Fault, follow_states
 from tests.fakes.replicate import SEEDS, FakeReplicate, Outcome
 
 TOKEN = "r8_fake-token-that-must-never-show"
@@ -54,21 +54,6 @@ def creates(fake: FakeReplicate) -> int:
                for r in fake.requests)
 
 
-def run_to_end(backend: ReplicateBackend, spec: Any, pid: str) -> list[RemoteState]:
-    seen = []
-    for _ in range(10):
-        status = backend.status(spec, pid)
-        seen.append(status.state)
-        if status.is_final:
-            return seen
-    raise AssertionError(f"prediction {pid} never finished: {seen}")
-
-
-@pytest.fixture(autouse=True)
-def direct_to_fakes(monkeypatch):
-    """Requests to 127.0.0.1 bypass any proxy the environment names."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +82,7 @@ def test_submit_follows_prediction_to_decodable_images(backend, fake):
     pid = backend.submit(spec, order(SCHNELL, num_outputs=2, seed=41))
     assert [e["path"] for e in fake.ledger] == [
         "/v1/models/black-forest-labs/flux-schnell/predictions"]
-    assert run_to_end(backend, spec, pid) == [
+    assert follow_states(backend, spec, pid) == [
         RemoteState.QUEUED, RemoteState.RUNNING, RemoteState.COMPLETED]
     outputs = backend.result(spec, pid)
     assert len(outputs) == 2
@@ -121,7 +106,7 @@ def test_pinned_version_creates_by_version(backend, fake):
     pid = backend.submit(spec, order(SDXL))
     assert fake.ledger[0]["path"] == "/v1/predictions"
     assert fake.ledger[0]["version"] == spec.version
-    run_to_end(backend, spec, pid)
+    follow_states(backend, spec, pid)
     [output] = backend.result(spec, pid)
     assert output.content_type == "image/png"
     assert f"Using seed: {output.seed}" in fake.prediction(pid)["logs"]
@@ -132,7 +117,7 @@ def test_every_seed_machine_accepts_its_defaults(backend, fake, slug):
     spec, params = machine(slug), order(slug)
     pid = backend.submit(spec, params)
     assert fake.ledger[0]["input"] == params  # the schema check saw no extra key
-    assert run_to_end(backend, spec, pid)[-1] == RemoteState.COMPLETED
+    assert follow_states(backend, spec, pid)[-1] == RemoteState.COMPLETED
     for output in backend.result(spec, pid):
         Image.open(io.BytesIO(httpx.get(output.url).content)).verify()
 
@@ -140,14 +125,14 @@ def test_every_seed_machine_accepts_its_defaults(backend, fake, slug):
 def test_single_uri_output_gives_one_descriptor(backend):
     spec = machine("replicate-flux-1-1-pro")
     pid = backend.submit(spec, order("replicate-flux-1-1-pro"))
-    run_to_end(backend, spec, pid)
+    follow_states(backend, spec, pid)
     assert len(backend.result(spec, pid)) == 1
 
 
 def test_data_uri_output_comes_back_as_bytes(backend, fake):
     spec = machine(SCHNELL)
     pid = backend.submit(spec, order(SCHNELL))
-    run_to_end(backend, spec, pid)
+    follow_states(backend, spec, pid)
     fake.predictions[pid]["output"] = ["data:image/png;base64,"
                                        + base64.b64encode(b"\x89PNG").decode()]
     [output] = backend.result(spec, pid)
@@ -165,7 +150,7 @@ def test_failed_prediction_reports_provider_error(backend, fake):
     fake.outcomes.append(Outcome("failed", error="NSFW content detected"))
     spec = machine(SCHNELL)
     pid = backend.submit(spec, order(SCHNELL))
-    run_to_end(backend, spec, pid)
+    follow_states(backend, spec, pid)
     status = backend.status(spec, pid)
     assert (status.state, status.error) == (RemoteState.FAILED, "NSFW content detected")
     with pytest.raises(PermanentError, match="is failed, not succeeded"):
@@ -307,7 +292,7 @@ def test_output_faults_are_served(backend, fake, kind):
     fake.outcomes.append(Outcome(kind, size=3 * 1024 * 1024))
     spec = machine(SCHNELL)
     pid = backend.submit(spec, order(SCHNELL))
-    run_to_end(backend, spec, pid)
+    follow_states(backend, spec, pid)
     [output] = backend.result(spec, pid)
     answer = httpx.get(output.url)
     if kind == "broken":
@@ -324,7 +309,7 @@ def test_expiring_outputs_answer_404_later(backend, fake):
     fake.outcomes.append(Outcome("expiring", seconds=0.3))
     spec = machine(SCHNELL)
     pid = backend.submit(spec, order(SCHNELL))
-    run_to_end(backend, spec, pid)
+    follow_states(backend, spec, pid)
     [output] = backend.result(spec, pid)
     assert httpx.get(output.url).status_code == 200
     time.sleep(0.35)
