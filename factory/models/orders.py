@@ -229,8 +229,9 @@ class OrderItem(models.Model):
             ItemStatus.SUBMITTED, request_id=request_id, submitted_at=timezone.now()
         )
 
-    def mark_collecting(self) -> None:
-        self._transition(ItemStatus.COLLECTING)
+    def return_to_polling(self, error: str) -> None:
+        """Results could not be fetched yet: the foreman polls it again."""
+        self._transition(ItemStatus.SUBMITTED, last_error=error)
 
     def mark_completed(self, cost: Any = None) -> None:
         # last_error stays: a retried error or a possible-duplicate note is

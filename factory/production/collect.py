@@ -24,7 +24,7 @@ from factory.media.inspect import MediaError, MediaInfo, probe
 from factory.media.metadata import a1111_text, embed_parameters
 from factory.media.storage import StoredFile, store_once
 from factory.media.thumbnails import make_thumbnail
-from factory.models import ItemStatus, MediaFile, OrderItem, Product
+from factory.models import MediaFile, OrderItem, Product
 from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_follow
 from factory.production.submit import fail_item
@@ -69,7 +69,7 @@ def _remote_outputs(item: OrderItem) -> list[RemoteOutput] | None:
     try:
         outputs = backend.result(item.machine, item.request_id)
     except TransientError as exc:
-        item._transition(ItemStatus.SUBMITTED, last_error=str(exc))
+        item.return_to_polling(str(exc))
         enqueue_follow(item.pk, delay=exc.retry_after or 5)
         return None
     except ProviderError as exc:
