@@ -144,6 +144,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         {"timeout": 20, "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+# Workers and foremen reuse a connection across jobs and ticks; a broken
+# one is noticed by the health check before use.
+DATABASES["default"]["CONN_MAX_AGE"] = _read("DB_CONN_MAX_AGE", int, 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------- auth
@@ -200,6 +204,8 @@ RQ_QUEUES = {
     for name in ("submit", "collect", "default")
 }
 RQ_SHOW_ADMIN_LINK = False
+# Jobs run inside the worker process: see factory/production/worker.py.
+RQ = {"WORKER_CLASS": "factory.production.worker.ProductionWorker"}
 
 # ---------------------------------------------------------------- providers
 FAL_KEY = env.str("FAL_KEY", default="")
@@ -222,13 +228,13 @@ FOREMAN_POLL_SECONDS = _read("FOREMAN_POLL_SECONDS", float, 2.0)
 FOREMAN_BATCH_SIZE = _read("FOREMAN_BATCH_SIZE", int, 100)
 FOREMAN_SWEEP_EVERY = _read("FOREMAN_SWEEP_EVERY", int, 10)
 FOREMAN_POLL_THREADS = _read("FOREMAN_POLL_THREADS", int, 8)
+# How long a foreman holds the batch it polls; above any status call's time.
+FOREMAN_CLAIM_SECONDS = _read("FOREMAN_CLAIM_SECONDS", float, 60.0)
 PRODUCTION_SUBMIT_LEASE_SECONDS = _read("PRODUCTION_SUBMIT_LEASE_SECONDS", float, 600)
 PRODUCTION_COLLECT_LEASE_SECONDS = _read("PRODUCTION_COLLECT_LEASE_SECONDS", float, 900)
 PRODUCTION_PENDING_GRACE_SECONDS = _read("PRODUCTION_PENDING_GRACE_SECONDS", float, 30)
 PRODUCTION_UNKNOWN_GRACE_SECONDS = _read("PRODUCTION_UNKNOWN_GRACE_SECONDS", float, 600)
 PRODUCTION_SLOT_SECONDS = _read("PRODUCTION_SLOT_SECONDS", float, 900)
-PRODUCTION_NO_SLOT_DELAY_SECONDS = 2.0
-PRODUCTION_NO_SLOT_MAX_DELAY_SECONDS = 30.0
 PRODUCTION_RETRY_DELAYS = (5, 20, 60, 180)
 PRODUCTION_MAX_RETRIES = {"default": 4}
 

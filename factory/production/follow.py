@@ -17,7 +17,7 @@ from django.utils import timezone
 from factory.models import ItemStatus, OrderItem
 from factory.production import limits
 from factory.production.progress import refresh_order
-from factory.production.queues import enqueue_collect
+from factory.production.queues import enqueue_collects
 from factory.production.submit import fail_item
 from factory.providers import get_backend
 from factory.providers.base import (
@@ -76,6 +76,11 @@ def _owned(item: OrderItem, owner: str) -> QuerySet:
     )
 
 
+def is_completed(outcome: Outcome) -> bool:
+    """The provider finished the generation: its outputs are ready."""
+    return isinstance(outcome, RemoteStatus) and outcome.state == RemoteState.COMPLETED
+
+
 def settle(item: OrderItem, outcome: Outcome, owner: str) -> Step:
     """Act on one status answer; running items are renewed by the caller."""
     if isinstance(outcome, ProviderError):
@@ -119,20 +124,39 @@ def _cancelled(item: OrderItem, owner: str) -> Step:
 
 
 def start_collection(item: OrderItem, owner: str, *, enqueue: bool = True) -> bool:
-    """Hand a finished generation to a collect job; its slot is free again.
+    """Hand a finished generation to a collect job; its slot is free again."""
+    return bool(start_collections([item], owner, enqueue=enqueue))
 
-    The owner is cleared so exactly one collect job can claim the item.
+
+def start_collections(
+    items: Sequence[OrderItem], owner: str, *, enqueue: bool = True
+) -> list[OrderItem]:
+    """``start_collection`` for a batch: one update, one Lua call per set of
+    limits, one Redis round trip of collect jobs. Returns the items moved.
+
+    The owner is cleared so exactly one collect job can claim each item.
+    Items someone else changed meanwhile (a cancel, another foreman) are
+    left alone and not returned.
     """
+    if not items:
+        return []
     now = timezone.now()
-    if not _owned(item, owner).update(
+    ids = [item.pk for item in items]
+    OrderItem.objects.filter(
+        pk__in=ids, status=ItemStatus.SUBMITTED, lease_owner=owner
+    ).update(
         status=ItemStatus.COLLECTING, lease_owner="", lease_until=now + collect_lease(),
         updated_at=now,
-    ):
-        return False
-    limits.release(item)
+    )
+    # This exact stamp marks the rows this update moved.
+    moved_ids = set(OrderItem.objects.filter(
+        pk__in=ids, status=ItemStatus.COLLECTING, updated_at=now
+    ).values_list("pk", flat=True))
+    moved = [item for item in items if item.pk in moved_ids]
+    limits.release_many(moved)
     if enqueue:
-        enqueue_collect(item.pk)
-    return True
+        enqueue_collects([item.pk for item in moved])
+    return moved
 
 
 def claim_collection(item_id: int, owner: str) -> OrderItem | None:

@@ -13,7 +13,6 @@ from factory.models import ItemStatus, OrderItem
 from factory.production import follow, limits
 from factory.production.collect import collect_outputs
 from factory.production.submit import (
-    return_to_pending,
     submit_claimed_item,
     submit_lease,
 )
@@ -52,7 +51,7 @@ def _submit(item: OrderItem, owner: str, pause: float, deadline: float,
             echo: Echo) -> None:
     while True:
         if (not limits.cooldown_remaining(item.machine.provider.slug)
-                and limits.has_room(item)):
+                and limits.acquire(item)):
             claimed = OrderItem.objects.claim(
                 item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
                 owner=owner, lease=submit_lease(),
@@ -60,11 +59,9 @@ def _submit(item: OrderItem, owner: str, pause: float, deadline: float,
             if claimed is None:
                 echo(f"item {item.pk}: another process took it")
                 return
-            if limits.acquire(claimed):
-                submit_claimed_item(claimed)
-                echo(f"item {item.pk}: {_load(item.pk).status}")
-                return
-            return_to_pending(claimed, claimed.last_error)
+            submit_claimed_item(claimed)
+            echo(f"item {item.pk}: {_load(item.pk).status}")
+            return
         if time.monotonic() > deadline:
             raise TimeoutError(f"item {item.pk}: no free slot before the timeout")
         echo(f"item {item.pk}: waiting for a free slot")

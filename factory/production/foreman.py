@@ -41,12 +41,18 @@ class Tuning:
         default_factory=lambda: getattr(settings, "FOREMAN_SWEEP_EVERY", 10))
     threads: int = field(
         default_factory=lambda: getattr(settings, "FOREMAN_POLL_THREADS", 8))
+    claim_seconds: float = field(
+        default_factory=lambda: getattr(settings, "FOREMAN_CLAIM_SECONDS", 60.0))
 
 
 @dataclass
 class TickReport:
     claimed: int = 0
     steps: dict[str, int] = field(default_factory=dict)
+
+    def count(self, step: follow.Step, number: int = 1) -> None:
+        if number:
+            self.steps[step.value] = self.steps.get(step.value, 0) + number
 
 
 def foreman_name() -> str:
@@ -91,19 +97,26 @@ def claim_due_items(owner: str, size: int, lease: timedelta) -> list[OrderItem]:
 def tick(owner: str, tuning: Tuning) -> TickReport:
     """Poll one batch of due items and act on what each provider says."""
     # The claim lease covers the status calls; running items then get the
-    # poll interval as their next due time.
-    lease = timedelta(seconds=max(60.0, tuning.poll_seconds))
+    # poll interval as their next due time. A foreman that dies mid-poll
+    # holds its batch until this lease runs out.
+    lease = timedelta(seconds=max(tuning.claim_seconds, tuning.poll_seconds))
     items = claim_due_items(owner, tuning.batch_size, lease)
     report = TickReport(claimed=len(items))
     if not items:
         return report
     outcomes = follow.poll_statuses(items, threads=tuning.threads)
-    running = []
+    running, finished = [], []
     for item, outcome in zip(items, outcomes):
+        if follow.is_completed(outcome):
+            finished.append(item)  # handed on together below
+            continue
         step = follow.settle(item, outcome, owner)
-        report.steps[step.value] = report.steps.get(step.value, 0) + 1
+        report.count(step)
         if step == follow.Step.RUNNING:
             running.append(item)
+    moved = follow.start_collections(finished, owner)
+    report.count(follow.Step.COLLECTING, len(moved))
+    report.count(follow.Step.LOST, len(finished) - len(moved))
     follow.renew(running, owner, tuning.poll_seconds)
     return report
 

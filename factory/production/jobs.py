@@ -14,9 +14,9 @@ from factory.production.submit import start_submission, worker_name
 
 
 @job(SUBMIT_QUEUE)
-def submit_item(item_id: int, deferrals: int = 0) -> None:
-    """Claim the item, take a provider slot and make its one paid call."""
-    start_submission(item_id, deferrals)
+def submit_item(item_id: int) -> None:
+    """Take a provider slot, claim the item and make its one paid call."""
+    start_submission(item_id)
 
 
 @job(COLLECT_QUEUE)

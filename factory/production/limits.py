@@ -1,38 +1,94 @@
-"""Concurrency slots and rate-limit cool-downs, shared by every process.
+"""Concurrency slots, waiting lines and rate-limit cool-downs, shared by
+every process.
 
 A slot is an item id in a Redis sorted set per provider (and per machine
 where the catalog sets a limit), scored by when it expires. Taking a slot
 is one Lua call, so processes on any host agree; an item that never gives
-its slot back loses it when the score passes. Redis may be flushed, so the
-sweeper re-adds the slots of every item the database says is in flight.
+its slot back loses it when the score passes.
+
+An item that finds a limit full waits in that limit's line (a sorted set
+scored by item id, so older items go first) and holds no job or timer.
+Giving a slot back wakes one waiting item per free slot in the same Lua
+call, so a freed slot is not left idle. Redis may be flushed: the sweeper
+re-adds the slots of every item the database says is in flight, and
+re-queues pending items that are neither queued nor waiting.
 """
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import django_rq
 from django.conf import settings
 from redis import Redis
 
 from factory.models import FactoryMachine, ItemStatus, OrderItem, Provider
+from factory.production import queues
+from factory.production.queues import enqueue_items
 
 PREFIX = "artfactory:limits:"
 # Statuses that may have a generation running at the provider.
 IN_FLIGHT = (ItemStatus.SUBMITTING, ItemStatus.SUBMITTED, ItemStatus.SUBMIT_UNKNOWN)
 
-# KEYS: slot sets. ARGV: now, expiry, member, then one limit per key.
-ACQUIRE_SCRIPT = """
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
-  if not redis.call('ZSCORE', key, ARGV[3])
-     and redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
-    return 0
+# Shared by the scripts below. KEYS: n slot sets, then their n lines.
+# wake(i, now, limit) drops the expired slots of scope i and pops one
+# waiting item per free slot.
+_WAKE = """
+local n = #KEYS / 2
+local woken = {}
+local function wake(i, now, limit)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  local free = limit - redis.call('ZCARD', KEYS[i])
+  if free > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[n + i], free)
+    for j = 1, #popped, 2 do woken[#woken + 1] = popped[j] end
   end
 end
-for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, ARGV[2], ARGV[3])
+"""
+# ARGV: now, expiry, member, line score, then one limit per scope.
+# Returns {1} once every slot is taken, or {0, woken...} with the item
+# waiting in each full scope; scopes with room pass their free slots on.
+ACQUIRE_SCRIPT = _WAKE + """
+local blocked = {}
+for i = 1, n do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
+  if not redis.call('ZSCORE', KEYS[i], ARGV[3])
+     and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then
+    blocked[i] = true
+  end
 end
-return 1
+if next(blocked) == nil then
+  for i = 1, n do
+    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+    redis.call('ZREM', KEYS[n + i], ARGV[3])
+  end
+  return {1}
+end
+for i = 1, n do
+  if blocked[i] then
+    redis.call('ZADD', KEYS[n + i], 'NX', ARGV[4], ARGV[3])
+  else
+    redis.call('ZREM', KEYS[n + i], ARGV[3])
+    wake(i, ARGV[1], tonumber(ARGV[4 + i]))
+  end
+end
+return {0, unpack(woken)}
+"""
+# ARGV: now, m, then m members, then one limit per scope. Returns the
+# woken items.
+RELEASE_SCRIPT = _WAKE + """
+local m = tonumber(ARGV[2])
+for i = 1, n do
+  for j = 1, m do
+    redis.call('ZREM', KEYS[i], ARGV[2 + j])
+    redis.call('ZREM', KEYS[n + i], ARGV[2 + j])
+  end
+  wake(i, ARGV[1], tonumber(ARGV[2 + m + i]))
+end
+return woken
+"""
+# ARGV: now, then one limit per scope. Returns the woken items.
+WAKE_SCRIPT = _WAKE + """
+for i = 1, n do wake(i, ARGV[1], tonumber(ARGV[1 + i])) end
+return woken
 """
 # KEYS[1]: cool-down key. ARGV[1]: milliseconds. Never shortens a pause.
 SLOW_DOWN_SCRIPT = """
@@ -49,9 +105,14 @@ class Scope:
     key: str
     limit: int
 
+    @property
+    def line(self) -> str:
+        """The sorted set of items waiting for this scope's slots."""
+        return self.key.replace(":slots:", ":waiting:", 1)
+
 
 def connection() -> Redis:
-    return django_rq.get_connection("default")
+    return queues.connection()
 
 
 def slot_seconds() -> float:
@@ -76,29 +137,32 @@ def scopes(item: OrderItem) -> list[Scope]:
     return [scope for scope in found if scope is not None]
 
 
-def has_room(item: OrderItem) -> bool:
-    """A cheap look before claiming; ``acquire`` is the real test."""
-    found, now = scopes(item), time.time()
-    pipe = connection().pipeline(transaction=False)
-    for scope in found:
-        pipe.zcount(scope.key, f"({now}", "+inf")
-        pipe.zscore(scope.key, item.pk)
-    answers = pipe.execute()
-    for scope, used, own in zip(found, answers[::2], answers[1::2]):
-        if own is None and used >= scope.limit:
-            return False
-    return True
+def _keys(found: list[Scope]) -> list[str]:
+    return [s.key for s in found] + [s.line for s in found]
+
+
+def _wake(woken: Iterable[bytes | str | int]) -> list[int]:
+    """Queue a submit job for each woken item; returns their ids."""
+    ids = sorted({int(member) for member in woken})
+    if ids:
+        enqueue_items(ids)
+    return ids
 
 
 def acquire(item: OrderItem) -> bool:
-    """Take a slot in every scope of the item, or in none of them."""
+    """Take a slot in every scope of the item, or in none of them.
+
+    When a scope is full the item waits in its line until a slot given
+    back there wakes it with a new submit job; the caller simply returns.
+    """
     found = scopes(item)
     now = time.time()
-    taken = connection().eval(
-        ACQUIRE_SCRIPT, len(found), *[s.key for s in found],
-        now, now + slot_seconds(), item.pk, *[s.limit for s in found],
+    answer = connection().eval(
+        ACQUIRE_SCRIPT, 2 * len(found), *_keys(found),
+        now, now + slot_seconds(), item.pk, item.pk, *[s.limit for s in found],
     )
-    return bool(taken)
+    _wake(answer[1:])
+    return bool(answer[0])
 
 
 def renew(items: Iterable[OrderItem]) -> None:
@@ -111,12 +175,46 @@ def renew(items: Iterable[OrderItem]) -> None:
     pipe.execute()
 
 
-def release(item: OrderItem) -> None:
-    """Give the item's slots back; harmless when it holds none."""
+def release(item: OrderItem) -> list[int]:
+    """Give the item's slots back (harmless when it holds none), take it out
+    of any line and wake the next waiting items; returns their ids."""
+    return release_many([item])
+
+
+def release_many(items: Iterable[OrderItem]) -> list[int]:
+    """``release`` for many items: one Lua call per set of scopes."""
+    groups: dict[tuple[Scope, ...], list[int]] = {}
+    for item in items:
+        groups.setdefault(tuple(scopes(item)), []).append(item.pk)
+    woken: list[bytes] = []
+    redis, now = connection(), time.time()
+    for found, members in groups.items():
+        woken += redis.eval(
+            RELEASE_SCRIPT, 2 * len(found), *_keys(list(found)),
+            now, len(members), *members, *[s.limit for s in found],
+        )
+    return _wake(woken)
+
+
+def wake_waiting() -> list[int]:
+    """Wake waiting items wherever slots are free, e.g. after slots expired
+    or the sweeper dropped stale ones; returns the woken ids."""
+    found = _all_scopes()
+    if not found:
+        return []
+    woken = connection().eval(
+        WAKE_SCRIPT, 2 * len(found), *_keys(found),
+        time.time(), *[s.limit for s in found],
+    )
+    return _wake(woken)
+
+
+def waiting_item_ids() -> set[int]:
+    """Items waiting in any line: alive, although no job holds them."""
     pipe = connection().pipeline(transaction=False)
-    for scope in scopes(item):
-        pipe.zrem(scope.key, item.pk)
-    pipe.execute()
+    for scope in _all_scopes():
+        pipe.zrange(scope.line, 0, -1)
+    return {int(member) for members in pipe.execute() for member in members}
 
 
 def slow_down(provider_slug: str, seconds: float) -> None:
@@ -146,8 +244,9 @@ def sync_slots() -> None:
     """Match the slot sets to the items the database says are in flight.
 
     Adds slots a flush lost and drops slots of items that left flight
-    without giving them back. A slot taken after the snapshot is scored
-    later than any slot it could judge, so it is never dropped.
+    without giving them back, then wakes waiting items into the room that
+    made. A slot taken after the snapshot is scored later than any slot it
+    could judge, so it is never dropped.
     """
     snapshot = time.time()
     flying = list(OrderItem.objects.filter(status__in=IN_FLIGHT).select_related(
@@ -168,6 +267,7 @@ def sync_slots() -> None:
         if members:
             pipe.zadd(key, dict.fromkeys(members, expiry), nx=True)
         pipe.execute()
+    wake_waiting()
 
 
 def usage() -> list[tuple[str, int, int]]:

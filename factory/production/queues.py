@@ -7,7 +7,9 @@ import uuid
 from datetime import timedelta
 
 import django_rq
+from django.conf import settings
 from django.utils import timezone
+from redis import Redis
 from rq import Queue, Retry
 
 from factory.models import ItemStatus, OrderItem
@@ -26,8 +28,25 @@ def job_id(queue_name: str, item_id: int) -> str:
     return f"{JOB_PREFIX.get(queue_name, 'job')}-{item_id}-{uuid.uuid4().hex[:12]}"
 
 
+_CLIENTS: dict[str, Redis] = {}
+
+
+def connection() -> Redis:
+    """This process's Redis client for the queues, slots and lines.
+
+    One client, so one connection pool, per URL: opening a connection per
+    call costs more than most of the commands sent over it. redis-py's pool
+    is thread-safe and starts afresh in a forked child.
+    """
+    url = settings.RQ_QUEUES["default"]["URL"]
+    client = _CLIENTS.get(url)
+    if client is None:
+        client = _CLIENTS.setdefault(url, django_rq.get_connection("default"))
+    return client
+
+
 def _queue(name: str) -> Queue:
-    return django_rq.get_queue(name)
+    return django_rq.get_queue(name, connection=connection())
 
 
 def enqueue_items(item_ids: list[int]) -> None:
@@ -38,22 +57,28 @@ def enqueue_items(item_ids: list[int]) -> None:
     ])
 
 
-def enqueue_submit(item_id: int, delay: float = 0, deferrals: int = 0) -> None:
+def enqueue_submit(item_id: int, delay: float = 0) -> None:
     """Queue a submit job, now or after ``delay`` seconds."""
     queue = _queue(SUBMIT_QUEUE)
     name = job_id(SUBMIT_QUEUE, item_id)
     if delay > 0:
         queue.enqueue_in(
-            timedelta(seconds=delay), SUBMIT_JOB, item_id, deferrals, job_id=name
+            timedelta(seconds=delay), SUBMIT_JOB, item_id, job_id=name
         )
     else:
-        queue.enqueue(SUBMIT_JOB, item_id, deferrals, job_id=name)
+        queue.enqueue(SUBMIT_JOB, item_id, job_id=name)
 
 
 def enqueue_collect(item_id: int) -> None:
-    _queue(COLLECT_QUEUE).enqueue(
-        COLLECT_JOB, item_id, job_id=job_id(COLLECT_QUEUE, item_id)
-    )
+    enqueue_collects([item_id])
+
+
+def enqueue_collects(item_ids: list[int]) -> None:
+    """Queue a collect job per item in one Redis round trip."""
+    _queue(COLLECT_QUEUE).enqueue_many([
+        Queue.prepare_data(COLLECT_JOB, args=(pk,), job_id=job_id(COLLECT_QUEUE, pk))
+        for pk in item_ids
+    ])
 
 
 def enqueue_cancel(item_id: int) -> None:

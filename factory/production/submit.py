@@ -50,11 +50,12 @@ def max_retries(provider_slug: str) -> int:
     return limits_by_slug.get(provider_slug, limits_by_slug.get("default", 4))
 
 
-def start_submission(item_id: int, deferrals: int = 0) -> None:
-    """Claim a pending item and submit it, or queue it again for later.
+def start_submission(item_id: int) -> None:
+    """Take a slot, claim the pending item and submit it.
 
-    A provider cooling down after a 429, or with every slot taken, sends
-    the job back with a growing delay instead of holding a worker.
+    A provider cooling down after a 429 sends the job back for when the
+    pause ends. With every slot taken the item waits in the limit's line,
+    holding no worker and no timer, until a slot given back wakes it.
     """
     item = OrderItem.objects.select_related("machine__provider").filter(
         pk=item_id, status=ItemStatus.PENDING
@@ -62,28 +63,23 @@ def start_submission(item_id: int, deferrals: int = 0) -> None:
     if item is None:  # finished, cancelled or owned by another job
         return
     wait = limits.cooldown_remaining(item.machine.provider.slug)
-    if wait > 0 or not limits.has_room(item):
-        _defer(item, deferrals, wait)
+    if wait > 0:
+        # Jitter spreads the waiting jobs so they do not all return at once.
+        enqueue_submit(item.pk, delay=wait * random.uniform(1, 1.25))
         return
+    if not limits.acquire(item):
+        return  # waiting in line
     claimed = OrderItem.objects.claim(
         item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
         owner=worker_name(), lease=submit_lease(),
     )
     if claimed is None:
-        return
-    if not limits.acquire(claimed):  # another process took the last slot
-        return_to_pending(claimed, last_error=claimed.last_error)
-        _defer(claimed, deferrals, 0)
+        # Another job for this item claimed it and shares the slot; if the
+        # item left instead (cancelled, say), pass the slot on.
+        if not OrderItem.objects.filter(pk=item.pk, status__in=limits.IN_FLIGHT).exists():
+            limits.release(item)
         return
     submit_claimed_item(claimed)
-
-
-def _defer(item: OrderItem, deferrals: int, wait: float) -> None:
-    base = getattr(settings, "PRODUCTION_NO_SLOT_DELAY_SECONDS", 2.0)
-    ceiling = getattr(settings, "PRODUCTION_NO_SLOT_MAX_DELAY_SECONDS", 30.0)
-    # Jitter spreads waiting jobs so they do not all retry at once.
-    delay = max(wait, min(base * 2 ** deferrals, ceiling)) * random.uniform(1, 1.25)
-    enqueue_submit(item.pk, delay=delay, deferrals=deferrals + 1)
 
 
 def submit_claimed_item(item: OrderItem) -> None:
@@ -141,7 +137,7 @@ def _settle(item: OrderItem, status: str, **fields: object) -> bool:
 
 
 def return_to_pending(item: OrderItem, last_error: str) -> bool:
-    """Give up a claim without calling the provider, e.g. for lack of a slot."""
+    """Give up a claim, e.g. to try again later after a transient error."""
     return _settle(item, ItemStatus.PENDING, last_error=last_error[:4000])
 
 

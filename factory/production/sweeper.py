@@ -83,7 +83,8 @@ def requeue_lost_submits(
     stale = items.filter(
         _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace
     ).order_by("pk").values_list("pk", flat=True)
-    lost = _without_live_jobs(stale, SUBMIT_QUEUE)
+    waiting = limits.waiting_item_ids()  # a released slot wakes these
+    lost = [pk for pk in _without_live_jobs(stale, SUBMIT_QUEUE) if pk not in waiting]
     enqueue_items(lost)
     return len(lost)
 

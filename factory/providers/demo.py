@@ -4,6 +4,7 @@ It is to providers what Django's locmem backend is to mail. Requests live
 in Redis for a day, so any worker or foreman can follow them; the media is
 rendered deterministically from prompt, seed and size when collected.
 """
+import functools
 import hashlib
 import json
 import time
@@ -29,6 +30,12 @@ TTL_SECONDS = 24 * 3600
 FORMAT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
+@functools.lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
+    """One client (one connection pool) per process and URL."""
+    return redis.Redis.from_url(url)
+
+
 def fingerprint(endpoint: str, params: dict[str, Any]) -> str:
     """A stable digest of one request's input, for ``find``."""
     text = json.dumps([endpoint, params], sort_keys=True, separators=(",", ":"))
@@ -39,7 +46,7 @@ class DemoBackend(ProviderBackend):
     slug = "demo"
 
     def __init__(self) -> None:
-        self.redis = redis.Redis.from_url(settings.REDIS_URL)
+        self.redis = _client(settings.REDIS_URL)
         self.latency = settings.DEMO_LATENCY_SECONDS
 
     def _load(self, request_id: str) -> dict[str, Any]:

@@ -5,7 +5,15 @@ import django_rq
 import pytest
 from rq import SimpleWorker
 
-from factory.models import FactoryMachine, ItemStatus, OrderItem, OrderStatus, Provider
+from factory.models import (
+    FactoryMachine,
+    ItemStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Provider,
+)
+from factory.ordering import place_order
 from factory.production import limits
 from factory.production.queues import SUBMIT_QUEUE, live_item_ids
 from factory.production.submit import start_submission
@@ -51,12 +59,15 @@ def test_a_slot_nobody_renews_expires(catalog, redis_db, lead, settings):
     assert limits.acquire(second)
 
 
-def test_a_submit_job_without_a_slot_queues_itself_for_later(catalog, redis_db, lead):
+def test_an_item_without_a_slot_waits_in_line_until_a_slot_is_given_back(
+    catalog, redis_db, lead
+):
     Provider.objects.filter(slug="demo").update(concurrency_limit=1)
-    first, second = items(place_demo(lead, runs=2))
+    first, second, third = items(place_demo(lead, runs=3))
     redis_db.flushdb()
 
     start_submission(first.pk)
+    start_submission(third.pk)
     start_submission(second.pk)
 
     first.refresh_from_db()
@@ -64,16 +75,56 @@ def test_a_submit_job_without_a_slot_queues_itself_for_later(catalog, redis_db, 
     assert first.status == ItemStatus.SUBMITTED
     assert (second.status, second.attempts, second.lease_owner) == (
         ItemStatus.PENDING, 0, "")
+    # Waiting holds no job, no timer: the line is the only trace.
+    assert live_item_ids(SUBMIT_QUEUE) == set()
+    assert scheduled_submits() == 0
+    assert limits.waiting_item_ids() == {second.pk, third.pk}
+
+    # The slot given back wakes the oldest waiting item, and only it.
+    assert limits.release(first) == [second.pk]
     assert live_item_ids(SUBMIT_QUEUE) == {second.pk}
-    assert scheduled_submits() == 1
+    assert limits.waiting_item_ids() == {third.pk}
+
+
+def test_an_item_waits_only_for_the_limit_that_is_full(catalog, redis_db, lead):
+    Provider.objects.filter(slug="demo").update(concurrency_limit=2)
+    FactoryMachine.objects.filter(slug="demo-image").update(concurrency_limit=1)
+    image_a, image_b = items(place_demo(lead, runs=2))
+    video = items(place_order(Order.objects.create(
+        machine=FactoryMachine.objects.get(slug="demo-video"), prompt="rain",
+        created_by=lead,
+    )))[0]
+    redis_db.flushdb()
+
+    assert limits.acquire(image_a)
+    assert not limits.acquire(image_b)  # the image machine's one slot is taken
+    assert limits.acquire(video)  # the provider's second slot
+    # A provider slot given back wakes nobody: image_b waits for its machine.
+    assert limits.release(video) == []
+    assert limits.waiting_item_ids() == {image_b.pk}
+    assert limits.release(image_a) == [image_b.pk]
+
+
+def test_the_sweeper_wakes_waiting_items_when_slots_expire(
+    catalog, redis_db, lead, settings
+):
+    Provider.objects.filter(slug="demo").update(concurrency_limit=1)
+    settings.PRODUCTION_SLOT_SECONDS = 0.2
+    first, second = items(place_demo(lead, runs=2))
+    redis_db.flushdb()
+    assert limits.acquire(first)  # held by an item that is not in flight
+    assert not limits.acquire(second)
+
+    time.sleep(0.25)
+
+    assert limits.wake_waiting() == [second.pk]
+    assert live_item_ids(SUBMIT_QUEUE) == {second.pk}
 
 
 def test_never_more_than_two_items_in_flight_with_a_limit_of_two(
     catalog, redis_db, lead, settings, monkeypatch
 ):
     settings.DEMO_LATENCY_SECONDS = 0.2
-    settings.PRODUCTION_NO_SLOT_DELAY_SECONDS = 0.05
-    settings.PRODUCTION_NO_SLOT_MAX_DELAY_SECONDS = 0.2
     Provider.objects.filter(slug="demo").update(concurrency_limit=2)
     in_flight_at_submit: list[int] = []
     real_submit = DemoBackend.submit

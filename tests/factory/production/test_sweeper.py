@@ -61,6 +61,31 @@ def test_pending_items_with_a_live_job_are_left_alone(catalog, redis_db, lead, q
     assert queue.count == 3
 
 
+def test_items_waiting_for_a_slot_are_left_alone_until_a_flush_loses_the_line(
+    catalog, redis_db, lead, quick
+):
+    from factory.models import Provider
+    from factory.production.submit import start_submission
+
+    Provider.objects.filter(slug="demo").update(concurrency_limit=1)
+    order = place_demo(lead, runs=3)
+    redis_db.flushdb()
+    for item in order.items.order_by("index"):
+        start_submission(item.pk)
+    assert limits.waiting_item_ids() == set(
+        order.items.filter(status=ItemStatus.PENDING).values_list("pk", flat=True))
+    assert len(limits.waiting_item_ids()) == 2
+
+    assert sweep().requeued == 0  # waiting is alive: no job, but in line
+
+    slots = limits.connection().keys(limits.PREFIX + "slots:*")
+    limits.connection().delete(*limits.connection().keys(limits.PREFIX + "waiting:*"))
+    assert slots  # the slot of the submitted item survives; the line is gone
+    assert sweep().requeued == 2
+    assert live_item_ids(SUBMIT_QUEUE) == set(
+        order.items.filter(status=ItemStatus.PENDING).values_list("pk", flat=True))
+
+
 def test_pending_items_inside_the_grace_period_are_left_alone(
     catalog, redis_db, lead, settings
 ):
