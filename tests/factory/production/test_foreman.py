@@ -25,9 +25,11 @@ from factory.models import (
 from factory.ordering import place_order
 from factory.production import follow
 from factory.production.foreman import (
+    MIN_PAUSE_SECONDS,
     Tuning,
     claim_due_items,
     is_idle,
+    pause,
     tick,
 )
 from factory.production.queues import COLLECT_QUEUE, enqueue_follow
@@ -196,6 +198,21 @@ def test_poll_hint_makes_an_item_due_now(catalog, redis_db, lead):
     assert [i.pk for i in claim_due_items("foreman:b", 10, timedelta(seconds=30))] == [
         item.pk
     ]
+
+
+def test_a_foreman_rests_until_the_next_item_falls_due(catalog, redis_db, lead):
+    tuning = Tuning(tick_seconds=1.0)
+    assert pause(tuning) == 1.0  # nothing in flight: a whole tick
+    item = submitted_item(place_demo(lead, runs=1))
+    OrderItem.objects.filter(pk=item.pk).update(
+        lease_until=timezone.now() + timedelta(seconds=0.3))
+    assert 0.1 < pause(tuning) <= 0.3
+    OrderItem.objects.filter(pk=item.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=5))
+    assert pause(tuning) == MIN_PAUSE_SECONDS  # overdue, yet held elsewhere
+    OrderItem.objects.filter(pk=item.pk).update(
+        lease_until=timezone.now() + timedelta(minutes=5))
+    assert pause(tuning) == 1.0
 
 
 @pytest.mark.django_db(transaction=True)
