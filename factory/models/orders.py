@@ -163,7 +163,9 @@ class OrderItemQuerySet(models.QuerySet):
         updated = self.filter(pk=item_id, status__in=frm).update(
             status=to, lease_owner=owner, lease_until=now + lease, updated_at=now
         )
-        return self.get(pk=item_id) if updated else None
+        if not updated:
+            return None
+        return self.select_related("machine__provider").get(pk=item_id)
 
 
 class OrderItem(models.Model):

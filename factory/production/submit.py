@@ -89,7 +89,7 @@ def submit_claimed_item(item: OrderItem) -> None:
     evidence that money may have been spent. The caller holds a slot.
     """
     OrderItem.objects.filter(pk=item.pk).update(attempts=F("attempts") + 1)
-    item.refresh_from_db(fields=["attempts"])
+    item.attempts += 1  # the claim read the row; nobody else counts while it is owned
     progress.mark_running(item.order_id)
     backend = get_backend(item.machine.provider.slug)
     try:
