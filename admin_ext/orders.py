@@ -10,13 +10,13 @@ from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from admin_ext.actions import confirm_retry
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
 from factory.production.cancel import cancel_order
-from factory.production.retry import retry_failed_items
 from factory.recipes import diff_orders, order_again, save_as_template
 
 PREVIEW_ITEMS = 5
@@ -88,11 +88,9 @@ class OrderAdmin(ModelAdmin):
     @action(description="Retry failed items", permissions=["change"])
     def retry_failed_orders(
         self, request: HttpRequest, queryset: QuerySet[Order]
-    ) -> None:
-        retries = retry_failed_items(OrderItem.objects.filter(order__in=queryset))
-        self.message_user(request, ngettext(
-            "%d failed item queued again.", "%d failed items queued again.",
-            len(retries)) % len(retries), messages.SUCCESS)
+    ) -> HttpResponse | None:
+        items = OrderItem.objects.filter(order__in=queryset.values("pk"))
+        return confirm_retry(self, request, queryset, items, "retry_failed_orders")
 
     @action(description="Cancel", permissions=["change"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -217,11 +215,10 @@ class OrderItemAdmin(ModelAdmin):
         return False
 
     @action(description="Retry failed items", permissions=["change"])
-    def retry_failed(self, request: HttpRequest, queryset: QuerySet[OrderItem]) -> None:
-        retries = retry_failed_items(queryset)
-        self.message_user(request, ngettext(
-            "%d failed item queued again.", "%d failed items queued again.",
-            len(retries)) % len(retries), messages.SUCCESS)
+    def retry_failed(
+        self, request: HttpRequest, queryset: QuerySet[OrderItem]
+    ) -> HttpResponse | None:
+        return confirm_retry(self, request, queryset, queryset, "retry_failed")
 
     @display(description="Status", label=ITEM_COLOURS, ordering="status")
     def display_status(self, obj: OrderItem) -> str:

@@ -56,6 +56,14 @@ def _db_config(url: str) -> dict[str, Any]:
     return environ.Env.db_url_config(url)
 
 
+def _base_url(raw: str) -> str:
+    """An http(s) origin (and optional path) without a trailing slash."""
+    url = raw.strip().rstrip("/")
+    if url and not url.startswith(("https://", "http://")):
+        raise ValueError("expected e.g. https://factory.example.com")
+    return url
+
+
 def _local_secret_key() -> str:
     """Generate a secret key once, kept in the git-ignored .env file."""
     key = secrets.token_urlsafe(50)
@@ -218,7 +226,15 @@ CIVITAI_BASE_URL = env.str(
 )
 FAL_API_URL = env.str("FAL_API_URL", default="https://api.fal.ai")
 FAL_SUBMIT_TIMEOUT = _read("FAL_SUBMIT_TIMEOUT", float, 120.0)
+PROVIDER_READ_TIMEOUT_SECONDS = _read("PROVIDER_READ_TIMEOUT_SECONDS", float, 20.0)
+
+# ---------------------------------------------------------------- webhooks
+# Where providers reach this server; empty: no webhooks, polling only.
+WEBHOOK_BASE_URL = _read("WEBHOOK_BASE_URL", _base_url, "")
 FAL_WEBHOOK_KEYS = _read("FAL_WEBHOOK_KEYS", json.loads, None)
+FAL_WEBHOOK_JWKS_URL = env.str(
+    "FAL_WEBHOOK_JWKS_URL", default="https://rest.fal.ai/.well-known/jwks.json"
+)
 REPLICATE_WEBHOOK_SECRET = env.str("REPLICATE_WEBHOOK_SECRET", default="")
 DEMO_LATENCY_SECONDS = _read("DEMO_LATENCY_SECONDS", float, 0.5)
 

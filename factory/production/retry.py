@@ -1,12 +1,56 @@
 """Retry failed items as linked new attempts; the failed ones stay as they are."""
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Max, QuerySet
+from django.db.models import Count, F, Max, QuerySet, Sum
 
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
 from factory.production.queues import enqueue_items
+
+
+# OrderItem.cost's precision: SQLite sums decimals as floats.
+COST_PRECISION = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What retrying a selection would queue and spend; nothing is written."""
+
+    count: int = 0
+    costs: dict[str, Decimal] = field(default_factory=dict)  # per currency
+
+
+def retryable_items(items: QuerySet | Iterable[int]) -> QuerySet:
+    """The failed items a retry would repeat: not yet retried, order open."""
+    if not isinstance(items, QuerySet):
+        items = OrderItem.objects.filter(pk__in=list(items))
+    return items.filter(status=ItemStatus.FAILED, retries__isnull=True).exclude(
+        order__status=OrderStatus.CANCELLED
+    )
+
+
+def plan_retry(items: QuerySet | Iterable[int]) -> RetryPlan:
+    """Count and estimated cost of ``retry_failed_items`` on the same items.
+
+    Each attempt costs what its failed item was estimated at, so the sum
+    is grouped by the machines' price currency.
+    """
+    rows = list(
+        retryable_items(items)
+        .values("machine__price_currency")
+        .annotate(n=Count("id"), cost=Sum("cost"))
+        .order_by("machine__price_currency")
+    )
+    return RetryPlan(
+        count=sum(row["n"] for row in rows),
+        costs={
+            row["machine__price_currency"]:
+                (row["cost"] or Decimal(0)).quantize(COST_PRECISION)
+            for row in rows
+        },
+    )
 
 
 def retry_failed_items(items: QuerySet | Iterable[int]) -> list[OrderItem]:
@@ -17,11 +61,7 @@ def retry_failed_items(items: QuerySet | Iterable[int]) -> list[OrderItem]:
     free index of its order, which is reopened. Items already retried and
     items of cancelled orders are skipped, so a rerun queues nothing twice.
     """
-    if not isinstance(items, QuerySet):
-        items = OrderItem.objects.filter(pk__in=list(items))
-    wanted = items.filter(status=ItemStatus.FAILED, retries__isnull=True).exclude(
-        order__status=OrderStatus.CANCELLED
-    )
+    wanted = retryable_items(items)
     with transaction.atomic():
         order_ids = sorted(set(wanted.values_list("order_id", flat=True)))
         # Locking the orders serialises retries, numbering and reruns.

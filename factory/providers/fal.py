@@ -1,42 +1,33 @@
-"""fal.ai queue adapter.
+"""fal.ai queue adapter: every call is one plain httpx request.
 
-Submit is one plain httpx POST to ``{FAL_QUEUE_URL}{endpoint_id}`` with the
-headers fal-client sends (``Authorization: Key …``, its User-Agent, a JSON
-body). fal-client's own ``submit`` is avoided: it repeats the POST up to ten
-times on timeouts, 408/409/429 and gateway 502/504, and fal has no idempotency
+Submit is one POST to ``{FAL_QUEUE_URL}{endpoint_id}`` with the headers
+fal-client sends (``Authorization: Key …``, its User-Agent, a JSON body).
+fal-client's own ``submit`` is avoided: it repeats the POST up to ten times
+on timeouts, 408/409/429 and gateway 502/504, and fal has no idempotency
 key, so each repeat can be a second paid generation. Here a failure raises
 ``TransientError`` only when the request provably never left (refused
 connection, DNS failure, connect timeout) or fal answered and refused it;
 anything after the body may have left raises ``OutcomeUnknownError``, to be
-reconciled with ``find``.
+reconciled with ``find``. With ``WEBHOOK_BASE_URL`` set, the submit asks
+fal to call this server's webhook (``?fal_webhook=``) when it finishes.
 
-Status, result and cancel go through fal-client's ``SyncClient`` (its
-retries cost time, never money). Handles come from ``get_handle`` with their
-URLs rebuilt from FAL_QUEUE_URL as ``{queue}{owner}/{app}/requests/{id}``,
-so the module global ``fal_client.client.QUEUE_URL_FORMAT`` is never touched.
-``find`` reads fal's request listing at FAL_API_URL.
+Status, result and cancel are single GET/PUT requests to
+``{queue}{owner}/{app}/requests/{id}`` bounded by
+``PROVIDER_READ_TIMEOUT_SECONDS``. fal-client's handles would wait up to
+120 s per attempt and retry ten times, holding a foreman thread for many
+minutes on a hung queue; the foreman polls again anyway, so one short
+attempt is enough. ``find`` reads fal's request listing at FAL_API_URL.
 """
-import base64
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-import fal_client
 import httpx
 from django.conf import settings
-from fal_client.client import (
-    USER_AGENT,
-    AppId,
-    Completed,
-    FalClientHTTPError,
-    InProgress,
-    Queued,
-)
+from fal_client.client import USER_AGENT, AppId
 
 from factory.providers.base import (
     ConfigurationError,
@@ -44,27 +35,41 @@ from factory.providers.base import (
     OutcomeUnknownError,
     PermanentError,
     ProviderBackend,
-    ProviderError,
     RemoteOutput,
     RemoteState,
     RemoteStatus,
     TransientError,
-    parse_retry_after,
 )
+from factory.providers.fal_answers import (
+    aware,
+    classify,
+    parse_outputs,
+    parse_status,
+    parse_time,
+    reading,
+    submitted_request_id,
+    transport_message,
+)
+from factory.providers.webhooks import webhook_url
 
 # Failures raised before a byte of the request left this process.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
               httpx.ProxyError)
-CANCELLED_TYPES = {"client_cancelled"}
 FIND_CLOCK_SKEW = timedelta(minutes=2)
 FIND_PAGE_SIZE = 100
 FIND_MAX_PAGES = 20
+UNFINISHED = (RemoteState.QUEUED, RemoteState.RUNNING)
 
 
-@lru_cache(maxsize=4)
-def _sync_client(key: str) -> fal_client.SyncClient:
-    """One fal-client per key for the process, so its connections are reused."""
-    return fal_client.SyncClient(key=key)
+@lru_cache(maxsize=1)
+def _read_client() -> httpx.Client:
+    """One client for the process's reads, so connections are reused."""
+    return httpx.Client()
+
+
+def read_timeout() -> httpx.Timeout:
+    """The bound on each status, result and cancel call."""
+    return httpx.Timeout(float(getattr(settings, "PROVIDER_READ_TIMEOUT_SECONDS", 20)))
 
 
 class FalBackend(ProviderBackend):
@@ -89,66 +94,82 @@ class FalBackend(ProviderBackend):
         del key  # fal has no idempotency key: one attempt is the only guard
         key, endpoint = self._key(), machine.endpoint_id
         url = settings.FAL_QUEUE_URL.rstrip("/") + "/" + endpoint
+        hook = webhook_url("fal")
         seconds = float(getattr(settings, "FAL_SUBMIT_TIMEOUT", 120))
         timeout = httpx.Timeout(seconds, connect=min(seconds, 30.0))
         try:
             with httpx.Client(timeout=timeout) as client:
-                response = client.post(url, json=params, headers=self._headers(key))
+                response = client.post(
+                    url, json=params, headers=self._headers(key),
+                    params={"fal_webhook": hook} if hook else None,
+                )
         except NEVER_SENT as exc:
-            raise TransientError(_transport(
+            raise TransientError(transport_message(
                 "submit", endpoint, exc, key, "; the request never reached fal"
             )) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise ConfigurationError(f"FAL_QUEUE_URL is unusable: {exc}") from None
         except httpx.HTTPError as exc:
-            raise OutcomeUnknownError(_transport(
+            raise OutcomeUnknownError(transport_message(
                 "submit", endpoint, exc, key, "; the request may have reached fal"
             )) from exc
-        return _request_id(response, endpoint, key)
+        return submitted_request_id(response, endpoint, key)
 
     # ------------------------------------------------------------ reads
-    def _handle(
-        self, machine: MachineSpec, request_id: str
-    ) -> tuple[fal_client.SyncRequestHandle, str]:
-        """A fal-client handle whose URLs follow FAL_QUEUE_URL, and the key."""
-        key = self._key()
+    def _request_url(self, machine: MachineSpec, request_id: str) -> str:
+        """The request's queue URL: owner/app only, as fal's answers give it."""
         app = AppId.from_endpoint_id(machine.endpoint_id)
         prefix = f"{app.namespace}/" if app.namespace else ""
-        base = (f"{settings.FAL_QUEUE_URL.rstrip('/')}/{prefix}{app.owner}/"
+        return (f"{settings.FAL_QUEUE_URL.rstrip('/')}/{prefix}{app.owner}/"
                 f"{app.alias}/requests/{quote(request_id, safe='')}")
-        handle = _sync_client(key).get_handle(machine.endpoint_id, request_id)
-        handle = replace(handle, response_url=base, status_url=base + "/status",
-                         cancel_url=base + "/cancel")
-        return handle, key
+
+    def _read(
+        self, method: str, url: str, action: str, request_id: str,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One attempt within the read timeout; a refusal raises its error."""
+        key = self._key()
+        with reading(action, request_id, key):
+            response = _read_client().request(
+                method, url, params=params, headers=self._headers(key),
+                timeout=read_timeout(),
+            )
+        if response.is_success or (
+            action == "cancel" and "ALREADY_COMPLETED" in response.text
+        ):
+            return response
+        raise classify(response, action, request_id, key)
+
+    def _status_body(self, machine: MachineSpec, request_id: str,
+                     logs: bool) -> dict[str, Any]:
+        url = self._request_url(machine, request_id) + "/status"
+        response = self._read("GET", url, "status", request_id,
+                              {"logs": "true" if logs else "false"})
+        with reading("status", request_id, self._key()):
+            return response.json()
 
     def status(self, machine: MachineSpec, request_id: str) -> RemoteStatus:
-        handle, key = self._handle(machine, request_id)
-        with _reading("status", request_id, key):
-            answer = handle.status(with_logs=True)
-        if isinstance(answer, Queued):
-            return RemoteStatus(RemoteState.QUEUED, queue_position=answer.position)
-        if isinstance(answer, InProgress):
-            return RemoteStatus(RemoteState.RUNNING, logs=_log_lines(answer.logs))
-        return _completed_status(answer)
+        return parse_status(self._status_body(machine, request_id, True), request_id)
 
     def result(self, machine: MachineSpec, request_id: str) -> list[RemoteOutput]:
-        handle, key = self._handle(machine, request_id)
-        with _reading("result", request_id, key):
-            answer = handle.status(with_logs=False)
-            if not isinstance(answer, Completed):
-                raise TransientError(f"fal request {request_id} has not finished")
-            finished = _completed_status(answer)
-            if finished.state is not RemoteState.COMPLETED:
-                raise PermanentError(f"fal request {request_id} ended "
-                                     f"{finished.state.value}: {finished.error}")
-            data = handle.get()  # polls once more, then reads response_url
-        metrics = dict(answer.metrics or {})
-        return _outputs(data, machine.output_key, metrics, request_id)
+        answer = self._status_body(machine, request_id, False)
+        finished = parse_status(answer, request_id)
+        if finished.state in UNFINISHED:
+            raise TransientError(f"fal request {request_id} has not finished")
+        if finished.state is not RemoteState.COMPLETED:
+            raise PermanentError(f"fal request {request_id} ended "
+                                 f"{finished.state.value}: {finished.error}")
+        url = self._request_url(machine, request_id)
+        response = self._read("GET", url, "result", request_id)
+        with reading("result", request_id, self._key()):
+            data = response.json()
+        metrics = dict(answer.get("metrics") or {})
+        return parse_outputs(data, machine.output_key, metrics, request_id)
 
     def cancel(self, machine: MachineSpec, request_id: str) -> None:
-        handle, key = self._handle(machine, request_id)
-        with _reading("cancel", request_id, key, finished_ok=True):
-            handle.cancel()
+        """Ask fal to stop; a request that already finished is left alone."""
+        url = self._request_url(machine, request_id) + "/cancel"
+        self._read("PUT", url, "cancel", request_id)
 
     # ------------------------------------------------------------ find
     def find(
@@ -160,10 +181,10 @@ class FalBackend(ProviderBackend):
         fal lists a day of requests; whether it lists ones still queued is
         not documented, so None may only mean "not yet".
         """
-        earliest = _aware(submitted_after) - FIND_CLOCK_SKEW
+        earliest = aware(submitted_after) - FIND_CLOCK_SKEW
         wanted = json.loads(json.dumps(params))
         matches = sorted(
-            (_parse_time(item.get("sent_at")) or earliest, str(item["request_id"]))
+            (parse_time(item.get("sent_at")) or earliest, str(item["request_id"]))
             for item in self._listing(machine.endpoint_id, earliest)
             if item.get("json_input") == wanted and item.get("request_id")
         )
@@ -179,10 +200,10 @@ class FalBackend(ProviderBackend):
                  "start": start.isoformat(), "limit": FIND_PAGE_SIZE}
         with httpx.Client(timeout=30.0) as client:
             for _ in range(FIND_MAX_PAGES):
-                with _reading("listing", endpoint, key):
+                with reading("listing", endpoint, key):
                     response = client.get(url, params=query, headers=self._headers(key))
                     if not response.is_success:
-                        raise _classify(response, "listing", endpoint, key)
+                        raise classify(response, "listing", endpoint, key)
                     body = response.json()
                 if not isinstance(body, dict):
                     raise TransientError(f"fal listing {endpoint}: not a listing")
@@ -190,173 +211,3 @@ class FalBackend(ProviderBackend):
                 if not (body.get("has_more") and body.get("next_cursor")):
                     return
                 query["cursor"] = body["next_cursor"]
-
-
-# ---------------------------------------------------------------- answers
-def _request_id(response: httpx.Response, endpoint: str, key: str) -> str:
-    """The request id of a submit answer, or the error it stands for."""
-    if response.is_success:
-        try:
-            return str(response.json()["request_id"])
-        except (ValueError, KeyError, TypeError):
-            raise OutcomeUnknownError(
-                f"fal submit {endpoint}: HTTP {response.status_code} without a "
-                "request id; the request may have been queued"
-            ) from None
-    if _is_gateway_ambiguity(response):
-        raise OutcomeUnknownError(_describe(response, "submit", endpoint, key)
-                                  + "; the request may have been queued")
-    raise _classify(response, "submit", endpoint, key)
-
-
-def _log_lines(logs: list[dict[str, Any]] | None) -> list[str]:
-    return [str(entry.get("message", entry)) for entry in logs or []]
-
-
-def _completed_status(answer: Completed) -> RemoteStatus:
-    logs = _log_lines(answer.logs)
-    if not answer.error:
-        return RemoteStatus(RemoteState.COMPLETED, logs=logs)
-    if answer.error_type in CANCELLED_TYPES:
-        return RemoteStatus(RemoteState.CANCELLED, logs=logs, error=answer.error)
-    kind = f" ({answer.error_type})" if answer.error_type else ""
-    return RemoteStatus(RemoteState.FAILED, logs=logs, error=f"{answer.error}{kind}")
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _parse_time(stamp: Any) -> datetime | None:
-    try:
-        return _aware(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
-def _outputs(
-    data: Any, output_key: str, metrics: dict[str, Any], request_id: str
-) -> list[RemoteOutput]:
-    """One descriptor per file under ``output_key`` (a list or one file)."""
-    files = data.get(output_key) if isinstance(data, dict) else None
-    if files is None:
-        raise PermanentError(f"fal request {request_id}: result has no {output_key!r}")
-    files = files if isinstance(files, list) else [files]
-    nsfw, seed = data.get("has_nsfw_concepts") or [], data.get("seed")
-    if data.get("timings"):
-        metrics = {**metrics, "timings": data["timings"]}
-    return [
-        _output(entry, seed if isinstance(seed, int) else None,
-                bool(nsfw[i]) if i < len(nsfw) else None, metrics)
-        for i, entry in enumerate(files)
-    ]
-
-
-def _output(
-    entry: Any, seed: int | None, nsfw: bool | None, metrics: dict[str, Any]
-) -> RemoteOutput:
-    entry = {"url": entry} if isinstance(entry, str) else dict(entry)
-    url, content_type = str(entry.get("url") or ""), str(entry.get("content_type") or "")
-    if not url:
-        raise PermanentError(f"fal result lists a file without a URL: {entry!r}")
-    content = None
-    if url.startswith("data:"):  # sync_mode answers carry the bytes inline
-        header, _, payload = url.partition(",")
-        content_type = content_type or header[5:].split(";")[0]
-        content = base64.b64decode(payload) if ";base64" in header else payload.encode()
-        url = ""
-    size = entry.get("file_size")
-    dims = {k: entry[k] for k in ("width", "height") if entry.get(k)}
-    return RemoteOutput(
-        url=url, content=content, content_type=content_type,
-        size=size if isinstance(size, int) else None,
-        seed=seed, nsfw=nsfw, metrics={**metrics, **dims},
-    )
-
-
-# ---------------------------------------------------------------- errors
-def _redact(text: str, key: str) -> str:
-    text = " ".join(str(text).split())
-    return text.replace(key, "***") if key else text
-
-
-def _detail(response: httpx.Response) -> tuple[str, str]:
-    """fal's error detail (a 422 list as ``loc: msg`` pairs) and error type."""
-    kind = response.headers.get("x-fal-error-type", "")
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300], kind
-    if isinstance(body, dict):
-        kind = str(body.get("error_type") or kind)
-        body = body.get("detail", body)
-    if not isinstance(body, list):
-        return str(body)[:300], kind
-    return "; ".join(
-        ".".join(str(p) for p in item.get("loc", []) if p != "body") + ": "
-        + str(item.get("msg", item.get("type", "invalid")))
-        if isinstance(item, dict) else str(item)
-        for item in body
-    ), kind
-
-
-def _describe(response: httpx.Response, action: str, subject: str, key: str) -> str:
-    detail, kind = _detail(response)
-    return _redact(f"fal {action} {subject}: HTTP {response.status_code}"
-                   f"{f' [{kind}]' if kind else ''}: {detail}", key)
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    return parse_retry_after(headers.get("retry-after"))
-
-
-def _classify(
-    response: httpx.Response, action: str, subject: str, key: str
-) -> ProviderError:
-    """The adapter error an HTTP error answer from fal stands for."""
-    code, message = response.status_code, _describe(response, action, subject, key)
-    if code in (401, 403):
-        return ConfigurationError(message + "; check FAL_KEY")
-    if 300 <= code < 400:
-        return ConfigurationError(message + "; redirected, check the fal URLs")
-    if code in (408, 409, 429) or code >= 500:
-        return TransientError(message, retry_after=_retry_after(response.headers))
-    return PermanentError(message)
-
-
-def _is_gateway_ambiguity(response: httpx.Response) -> bool:
-    """A 502/504 from a gateway in front of fal, which may have passed it on."""
-    if response.status_code not in (502, 504) or "x-fal-request-id" in response.headers:
-        return False
-    try:
-        body = response.json()
-    except ValueError:
-        return True
-    return not (isinstance(body, dict) and body.get("error_type"))
-
-
-def _transport(
-    action: str, subject: str, exc: Exception, key: str, note: str = ""
-) -> str:
-    return _redact(f"fal {action} {subject}: {type(exc).__name__}: {exc}{note}", key)
-
-
-@contextmanager
-def _reading(
-    action: str, subject: str, key: str, finished_ok: bool = False
-) -> Iterator[None]:
-    """Turn fal-client and httpx failures of a read into adapter errors."""
-    try:
-        yield
-    except FalClientHTTPError as exc:
-        if finished_ok and "ALREADY_COMPLETED" in exc.response.text:
-            return  # cancelling a request that already finished
-        raise _classify(exc.response, action, subject, key) from None
-    except httpx.HTTPError as exc:
-        raise TransientError(_transport(action, subject, exc, key)) from exc
-    except json.JSONDecodeError:
-        raise TransientError(f"fal {action} {subject}: answer is not JSON") from None
-    except (KeyError, ValueError) as exc:
-        raise PermanentError(
-            _redact(f"fal {action} {subject}: unexpected answer: {exc!r}", key)
-        ) from None

@@ -2,12 +2,16 @@
 
 The client never retries a POST, so create and cancel go through it as
 they are: one paid attempt per submit. The transport mounted under it
-changes two things. Create is sent with ``timeout=None`` (no limit at all)
-unless ``Prefer: wait`` is used, so requests without limits get the
+changes three things. Create is sent with ``timeout=None`` (no limit at
+all) unless ``Prefer: wait`` is used, so requests without limits get the
 adapter's. GETs are not retried inside the call, so a 429 or 503 reaches
 the caller with its Retry-After instead of holding a worker for up to ten
-attempts. The client's pydantic model rejects the ``aborted`` status
-(``Cancel-After``): such replies are read raw and count as cancelled.
+attempts, and each GET is bounded by ``PROVIDER_READ_TIMEOUT_SECONDS``,
+so a hung API holds a foreman thread for one short attempt. The client's
+pydantic model rejects the ``aborted`` status (``Cancel-After``): such
+replies are read raw and count as cancelled. With ``WEBHOOK_BASE_URL`` and
+``REPLICATE_WEBHOOK_SECRET`` set, a prediction asks Replicate to call this
+server's webhook once it completes.
 """
 import base64
 import json
@@ -36,6 +40,7 @@ from factory.providers.base import (
     TransientError,
     parse_retry_after,
 )
+from factory.providers.webhooks import webhook_url
 
 try:
     from pydantic.v1 import ValidationError as UnreadableReply
@@ -61,6 +66,12 @@ UNREADABLE = (UnreadableReply, json.JSONDecodeError)
 CONTENT_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}
 
 
+def read_timeout() -> httpx.Timeout:
+    """The bound on each GET: status, result, list and version reads."""
+    seconds = float(getattr(settings, "PROVIDER_READ_TIMEOUT_SECONDS", 20))
+    return httpx.Timeout(seconds, connect=min(seconds, DEFAULT_TIMEOUT.connect))
+
+
 class OneAttemptTransport(httpx.HTTPTransport):
     """Sends each request once, within limits, remembering Retry-After."""
 
@@ -70,7 +81,9 @@ class OneAttemptTransport(httpx.HTTPTransport):
         self.local = threading.local()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if not any(request.extensions.get("timeout", {}).values()):
+        if request.method == "GET":
+            request.extensions["timeout"] = read_timeout().as_dict()
+        elif not any(request.extensions.get("timeout", {}).values()):
             request.extensions["timeout"] = self.limits
         self.local.retry_after = None
         response = super().handle_request(request)
@@ -130,11 +143,15 @@ class ReplicateBackend(ProviderBackend):
         return prediction.id
 
     def _create(self, machine: MachineSpec, params: dict[str, Any]) -> Any:
+        hook = webhook_url("replicate") if settings.REPLICATE_WEBHOOK_SECRET else ""
+        extra = {"webhook": hook, "webhook_events_filter": ["completed"]} if hook else {}
         if machine.version:
             return self.client.predictions.create(
-                version=machine.version, input=params
+                version=machine.version, input=params, **extra
             )
-        return self.client.predictions.create(model=machine.endpoint_id, input=params)
+        return self.client.predictions.create(
+            model=machine.endpoint_id, input=params, **extra
+        )
 
     def status(self, machine: MachineSpec, request_id: str) -> RemoteStatus:
         data = self._prediction(request_id)

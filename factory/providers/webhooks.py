@@ -3,7 +3,8 @@
 A webhook is a hint that a request finished; polling stays the truth. Each
 verifier returns the parsed payload or raises ``WebhookError`` saying why
 the call must not be trusted, and raises ``ImproperlyConfigured`` when no
-usable key is configured.
+usable key is configured. ``webhook_url`` says where adapters ask a
+provider to call back.
 """
 import base64
 import binascii
@@ -18,10 +19,22 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
 
 
 class WebhookError(ValueError):
     """A webhook that must not be trusted; the message says why."""
+
+
+def webhook_url(provider: str) -> str:
+    """The public URL of ``provider``'s webhook; "" while webhooks are off.
+
+    Off unless ``WEBHOOK_BASE_URL`` names where providers reach this server.
+    """
+    base = getattr(settings, "WEBHOOK_BASE_URL", "")
+    if not base:
+        return ""
+    return base.rstrip("/") + reverse(f"webhook-{provider}")
 
 
 # ---------------------------------------------------------------- fal

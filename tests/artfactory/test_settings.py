@@ -25,6 +25,10 @@ def _start(**env: str) -> subprocess.CompletedProcess:
         ("REDIS_URL", "localhost:6379", "REDIS_URL='localhost:6379' is malformed"),
         ("DATABASE_URL", "nosuchdb://x/y", "DATABASE_URL='nosuchdb://x/y' is malformed"),
         ("SERVE_MEDIA", "perhaps", "SERVE_MEDIA='perhaps' is not a boolean"),
+        ("WEBHOOK_BASE_URL", "factory.example.com",
+         "WEBHOOK_BASE_URL='factory.example.com' is malformed"),
+        ("PROVIDER_READ_TIMEOUT_SECONDS", "soon",
+         "PROVIDER_READ_TIMEOUT_SECONDS='soon' is malformed"),
     ],
 )
 def test_malformed_setting_fails_at_start_naming_the_variable(name, value, message):

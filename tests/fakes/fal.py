@@ -1,7 +1,7 @@
 """A fake fal.ai queue that fal-client accepts: submit, status, result, cancel.
 
 Also fal's request listing (``/v1/models/requests/by-endpoint``), a JWKS and
-webhook signing. Inputs are checked against the seed machines' schemas and
+signed webhooks, delivered to the ``fal_webhook`` URL a submit named. Inputs are checked against the seed machines' schemas and
 refused in fal's 422 shape; each request moves IN_QUEUE → IN_PROGRESS →
 COMPLETED over ``polls_per_stage`` status polls (or ``seconds_per_stage``);
 outputs are real media served from /files/. An output fault from
@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator, ValidationError
 from PIL import Image
@@ -73,6 +74,7 @@ class Job:
     fault: str | None = None
     output: dict[str, Any] | None = None
     ended_at: float | None = None
+    webhook: str | None = None
 
 
 class FakeFal(FakeProvider):
@@ -148,7 +150,8 @@ class FakeFal(FakeProvider):
         if problems:
             return Response(422, {"detail": problems})
         job = Job(uuid.uuid4().hex, endpoint, body, time.time(),
-                  fault=self.output_fault)
+                  fault=self.output_fault,
+                  webhook=request.query.get("fal_webhook", [None])[0])
         with self.lock:
             self.jobs[job.request_id] = job
         self.record_submission({
@@ -382,6 +385,30 @@ class FakeFal(FakeProvider):
             "X-Fal-Webhook-Timestamp": stamp,
             "X-Fal-Webhook-Signature": self._key_pair().sign(message).hex(),
         }
+
+    def webhook_call(self, request_id: str, status: str = "OK",
+                     payload: Any = None, timestamp: int | None = None
+                     ) -> tuple[str, bytes, dict[str, str]]:
+        """URL, body and signed headers of the call fal makes when it ends.
+
+        The URL is the ``fal_webhook`` the submit named ("" if none).
+        """
+        job = self.jobs[request_id]
+        body = json.dumps({
+            "request_id": request_id, "gateway_request_id": request_id,
+            "status": status,
+            "payload": (job.output or {}) if payload is None else payload,
+        }).encode()
+        headers = {"Content-Type": "application/json",
+                   **self.sign_webhook(request_id, body, timestamp=timestamp)}
+        return job.webhook or "", body, headers
+
+    def deliver_webhook(self, request_id: str, **call: Any) -> httpx.Response:
+        """POST the signed completion call to the submit's webhook URL."""
+        url, body, headers = self.webhook_call(request_id, **call)
+        if not url:
+            raise ValueError(f"request {request_id} was submitted without fal_webhook")
+        return httpx.post(url, content=body, headers=headers, timeout=30)
 
 
 def validation_errors(schema: dict[str, Any], body: Any) -> list[dict[str, Any]]:

@@ -4,22 +4,27 @@ Models and input schemas come from ``seeds/machines/replicate.json``: an
 input key outside a schema is a 422 as on the real API. A prediction
 advances one state per GET (starting → processing → succeeded, after
 ``run_seconds`` at the earliest) and its outputs are real images served
-at /files/. ``outcomes`` scripts how the next predictions end.
+at /files/. ``outcomes`` scripts how the next predictions end. A
+prediction created with ``webhook`` can have its completion call signed
+(Standard Webhooks, ``webhook_secret``) and delivered.
 """
 import base64
 import hashlib
+import hmac
 import json
 import os
 import random
 import re
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 from jsonschema import Draft202012Validator
 
 from factory.providers.demo_art import render_image
@@ -35,6 +40,8 @@ NOT_FOUND = Response(404, {"title": "Not found", "status": 404,
                      content_type="application/problem+json")
 BODY_KEYS = {"input", "version", "webhook", "webhook_completed",
              "webhook_events_filter", "stream"}
+WEBHOOK_EVENTS = {"start", "output", "logs", "completed"}
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"fake-replicate-webhook-key-32b!!").decode()
 
 
 @dataclass
@@ -89,6 +96,7 @@ class FakeReplicate(FakeProvider):
         super().__init__()
         self.token, self.page_size, self.side = token, page_size, side
         self.run_seconds = run_seconds
+        self.webhook_secret = WEBHOOK_SECRET
         self.models: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, str] = {}
         self.predictions: dict[str, dict[str, Any]] = {}
@@ -137,6 +145,40 @@ class FakeReplicate(FakeProvider):
         with self.state_lock:
             return dict(self.predictions[prediction_id])
 
+    # ------------------------------------------------------------ webhooks
+    def webhook_of(self, prediction_id: str) -> tuple[str | None, list[str]]:
+        """The webhook URL and events filter the create asked for."""
+        with self.state_lock:
+            hidden = self.hidden[prediction_id]
+            return hidden.get("webhook"), list(hidden.get("webhook_events") or [])
+
+    def sign_webhook(self, body: bytes, webhook_id: str,
+                     timestamp: int | None = None) -> dict[str, str]:
+        """Standard Webhooks headers for ``body``, signed with the secret."""
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        key = base64.b64decode(self.webhook_secret.removeprefix("whsec_"))
+        mac = hmac.new(key, f"{webhook_id}.{stamp}.".encode() + body, hashlib.sha256)
+        return {"webhook-id": webhook_id, "webhook-timestamp": stamp,
+                "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode()}
+
+    def webhook_call(self, prediction_id: str, webhook_id: str | None = None,
+                     timestamp: int | None = None
+                     ) -> tuple[str, bytes, dict[str, str]]:
+        """URL, body (the prediction) and signed headers of a completion call."""
+        url, _ = self.webhook_of(prediction_id)
+        body = json.dumps(self.prediction(prediction_id)).encode()
+        webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+        headers = {"Content-Type": "application/json",
+                   **self.sign_webhook(body, webhook_id, timestamp)}
+        return url or "", body, headers
+
+    def deliver_webhook(self, prediction_id: str, **call: Any) -> httpx.Response:
+        """POST the signed completion call to the prediction's webhook URL."""
+        url, body, headers = self.webhook_call(prediction_id, **call)
+        if not url:
+            raise ValueError(f"prediction {prediction_id} was created without webhook")
+        return httpx.post(url, content=body, headers=headers, timeout=30)
+
     # ------------------------------------------------------------ routes
     def _denied(self, request: Request) -> Response | None:
         if request.headers.get("authorization") == f"Bearer {self.token}":
@@ -158,9 +200,15 @@ class FakeReplicate(FakeProvider):
         if failure:
             return failure
         errors = input_errors(self.models[model]["schema"], body.get("input"))
+        events = body.get("webhook_events_filter") or []
+        if set(events) - WEBHOOK_EVENTS:
+            errors.append("- webhook_events_filter: unknown event")
         if errors:
             return problem(422, "Input validation failed", "\n".join(errors))
         prediction = self._start_prediction(model, body["input"], request.path)
+        with self.state_lock:
+            self.hidden[prediction["id"]].update(
+                webhook=body.get("webhook"), webhook_events=events)
         wait = _prefer_wait(request.headers.get("prefer", ""))
         if wait is not None:
             self._hold(prediction["id"], wait)

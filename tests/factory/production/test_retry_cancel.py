@@ -1,5 +1,6 @@
 """Retrying failed items as linked attempts; cancelling orders and items."""
 import json
+from decimal import Decimal
 
 import django_rq
 import pytest
@@ -13,7 +14,7 @@ from factory.models import ItemStatus, Order, OrderItem, OrderStatus, Product
 from factory.production import limits
 from factory.production.cancel import cancel_items, cancel_order
 from factory.production.queues import DEFAULT_QUEUE, SUBMIT_QUEUE, live_item_ids
-from factory.production.retry import retry_failed_items
+from factory.production.retry import RetryPlan, plan_retry, retry_failed_items
 from factory.production.submit import start_submission
 from factory.providers.demo import KEY_PREFIX, DemoBackend
 from tests.factory.production.test_foreman import drive, place_demo, submitted_item
@@ -147,35 +148,41 @@ def test_a_cancel_during_the_submit_call_keeps_the_request_and_stops_it(
     assert record["cancelled"] is True
 
 
-def _post_action(user, model: str, action: str, ids: list[int]):
+def _post_action(user, model: str, action: str, ids: list[int], **extra: str):
     client = Client()
     client.force_login(user)
     return client.post(
         reverse(f"admin:factory_{model}_changelist"),
-        {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in ids]},
+        {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in ids], **extra},
         follow=True,
     )
 
 
-def test_admin_retries_failed_items_of_selected_orders(
+def test_admin_retries_failed_items_of_selected_orders_once_confirmed(
     catalog, redis_db, lead, quick
 ):
     order, failed = finished_order_with_one_failure(lead)
 
-    response = _post_action(lead, "order", "retry_failed_orders", [order.pk])
+    asked = _post_action(lead, "order", "retry_failed_orders", [order.pk])
+    assert "Retry 1 item" in asked.content.decode()
+    assert not OrderItem.objects.filter(retry_of=failed).exists()
+    response = _post_action(lead, "order", "retry_failed_orders", [order.pk],
+                            confirm="yes")
 
     assert "1 failed item queued again." in response.content.decode()
     assert OrderItem.objects.get(retry_of=failed).index == 3
 
 
-def test_admin_retries_selected_failed_items(catalog, redis_db, lead, quick):
+def test_retry_plan_counts_and_prices_what_a_retry_would_queue(
+    catalog, redis_db, lead, quick
+):
     order, failed = finished_order_with_one_failure(lead)
-    ids = list(order.items.values_list("pk", flat=True))
+    OrderItem.objects.filter(pk=failed.pk).update(cost=Decimal("0.25"))
+    items = order.items.all()
 
-    response = _post_action(lead, "orderitem", "retry_failed", ids)
-
-    assert "1 failed item queued again." in response.content.decode()
-    assert order.items.count() == 4
+    assert plan_retry(items) == RetryPlan(count=1, costs={"USD": Decimal("0.25")})
+    retry_failed_items(items)
+    assert plan_retry(items) == RetryPlan()
 
 
 def test_admin_cancels_selected_orders(catalog, redis_db, lead):

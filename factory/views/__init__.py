@@ -1,0 +1,1 @@
+"""HTTP endpoints outside the admin: the webhooks providers call."""
