@@ -207,9 +207,11 @@ if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
         f"REDIS_URL={REDIS_URL!r} is malformed: expected redis://host:port/db"
     )
+# Job timeouts: a submit is one bounded provider call. Collect jobs get
+# theirs from their lease (factory/production/queues.py).
 RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}
-    for name in ("submit", "collect", "default")
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
+    for name, timeout in (("submit", 300), ("collect", 600), ("default", 600))
 }
 RQ_SHOW_ADMIN_LINK = False
 # Jobs run inside the worker process: see factory/production/worker.py.

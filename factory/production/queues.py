@@ -3,6 +3,8 @@
 Job ids start with the item id (``submit-42-9f…``), so the sweeper can tell
 from RQ's own lists which items still have a live job.
 """
+import math
+import time
 import uuid
 from datetime import timedelta
 
@@ -21,6 +23,7 @@ SUBMIT_JOB = "factory.production.jobs.submit_item"
 COLLECT_JOB = "factory.production.jobs.collect_item"
 CANCEL_JOB = "factory.production.jobs.cancel_item_at_provider"
 JOB_PREFIX = {SUBMIT_QUEUE: "submit", COLLECT_QUEUE: "collect"}
+COLLECT_TIMEOUT_SECONDS = 600
 
 
 def job_id(queue_name: str, item_id: int) -> str:
@@ -73,10 +76,19 @@ def enqueue_collect(item_id: int) -> None:
     enqueue_collects([item_id])
 
 
+def collect_timeout() -> int:
+    """Seconds a collect job may run: never past the lease it takes, so
+    when the lease runs out the job has ended one way or another."""
+    lease = float(getattr(settings, "PRODUCTION_COLLECT_LEASE_SECONDS", 900))
+    return max(1, min(COLLECT_TIMEOUT_SECONDS, math.floor(lease)))
+
+
 def enqueue_collects(item_ids: list[int]) -> None:
     """Queue a collect job per item in one Redis round trip."""
+    timeout = collect_timeout()
     _queue(COLLECT_QUEUE).enqueue_many([
-        Queue.prepare_data(COLLECT_JOB, args=(pk,), job_id=job_id(COLLECT_QUEUE, pk))
+        Queue.prepare_data(COLLECT_JOB, args=(pk,), timeout=timeout,
+                           job_id=job_id(COLLECT_QUEUE, pk))
         for pk in item_ids
     ])
 
@@ -103,12 +115,15 @@ def live_item_ids(queue_name: str) -> set[int]:
     """Items with a job queued, scheduled or running on ``queue_name``.
 
     Read in one Redis transaction, so a job moving between lists is seen.
+    A running job counts until its entry expires (the job's timeout plus a
+    minute): a SIGKILLed worker leaves its entry behind, and RQ only
+    removes it later.
     """
     queue = _queue(queue_name)
     pipe = queue.connection.pipeline(transaction=True)
     pipe.lrange(queue.key, 0, -1)
     pipe.zrange(queue.scheduled_job_registry.key, 0, -1)
-    pipe.zrange(queue.started_job_registry.key, 0, -1)
+    pipe.zrangebyscore(queue.started_job_registry.key, time.time(), "+inf")
     prefix = JOB_PREFIX[queue_name] + "-"
     found = set()
     for entry in (e.decode() for listed in pipe.execute() for e in listed):

@@ -17,7 +17,6 @@ from factory.models import ItemStatus, OrderItem
 from factory.production import limits
 from factory.production.follow import collect_lease
 from factory.production.queues import (
-    COLLECT_QUEUE,
     SUBMIT_QUEUE,
     enqueue_collect,
     enqueue_items,
@@ -176,14 +175,19 @@ def _resubmit_after_grace(item: OrderItem, unchanged: QuerySet, now: datetime) -
 
 
 def requeue_lost_collections(now: datetime) -> int:
-    """Hand collecting items whose job or worker was lost to a new job."""
-    expired = OrderItem.objects.filter(
+    """Hand collecting items whose lease ran out to a new collect job.
+
+    The lease alone decides: a collect job's timeout ends before its lease
+    does, so a job still listed as running then is one whose worker died.
+    Collection is safe to run twice, so a slow one overtaken does no harm.
+    """
+    expired = list(OrderItem.objects.filter(
         status=ItemStatus.COLLECTING, lease_until__lt=now
-    ).order_by("pk").values_list("pk", flat=True)
+    ).order_by("pk").values_list("pk", "lease_until")[:BATCH])
     requeued = 0
-    for pk in _without_live_jobs(expired, COLLECT_QUEUE):
+    for pk, lease_until in expired:
         if OrderItem.objects.filter(
-            pk=pk, status=ItemStatus.COLLECTING, lease_until__lt=now
+            pk=pk, status=ItemStatus.COLLECTING, lease_until=lease_until
         ).update(lease_owner="", lease_until=now + collect_lease()):
             enqueue_collect(pk)
             requeued += 1

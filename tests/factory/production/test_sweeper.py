@@ -1,4 +1,5 @@
 """The sweeper re-drives items whose job or process was lost."""
+import time
 from datetime import timedelta
 
 import django_rq
@@ -159,7 +160,7 @@ def test_a_lost_collect_job_is_queued_again(catalog, redis_db, lead):
     )
 
     assert sweep().recollected == 1
-    assert sweep().recollected == 0  # a fresh lease and a live job
+    assert sweep().recollected == 0  # a fresh lease
 
     item.refresh_from_db()
     assert item.lease_owner == ""
@@ -167,6 +168,51 @@ def test_a_lost_collect_job_is_queued_again(catalog, redis_db, lead):
     django_rq.get_worker(COLLECT_QUEUE, worker_class=SimpleWorker).work(burst=True)
     item.refresh_from_db()
     assert item.status == ItemStatus.COMPLETED
+
+
+def started(queue, job, expires_in: float) -> None:
+    """List ``job`` as running, as a worker does, until ``expires_in``."""
+    queue.connection.zadd(queue.started_job_registry.key,
+                          {f"{job.id}:execution": time.time() + expires_in})
+
+
+def test_a_collection_whose_worker_died_is_queued_again_despite_its_stale_entry(
+    catalog, redis_db, lead, settings
+):
+    """A SIGKILLed worker leaves its job in RQ's started registry; the
+    lease, not that entry, decides when the item is handed on."""
+    settings.PRODUCTION_COLLECT_LEASE_SECONDS = 30
+    item = submitted_item(place_demo(lead, runs=1))
+    queue = django_rq.get_queue(COLLECT_QUEUE)
+    job = queue.enqueue("factory.production.jobs.collect_item", item.pk,
+                        job_id=f"collect-{item.pk}-dead")
+    assert job.timeout == 600  # the queue's default; ours below follows the lease
+    queue.remove(job)
+    started(queue, job, expires_in=3600)  # a dead worker's leftover
+    assert live_item_ids(COLLECT_QUEUE) == {item.pk}
+    OrderItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.COLLECTING, lease_owner="host:dead",
+        lease_until=timezone.now() - timedelta(seconds=1),
+    )
+
+    assert sweep().recollected == 1
+
+    fresh = [j for j in queue.jobs if j.id != job.id]
+    assert [j.args for j in fresh] == [(item.pk,)]
+    assert fresh[0].timeout == 30  # stopped before the new lease runs out
+
+
+def test_an_expired_running_entry_is_no_live_job(catalog, redis_db, lead):
+    item = submitted_item(place_demo(lead, runs=1))
+    queue = django_rq.get_queue(SUBMIT_QUEUE)
+    queue.empty()  # the order's own submit job
+    job = queue.enqueue("factory.production.jobs.submit_item", item.pk,
+                        job_id=f"submit-{item.pk}-dead")
+    queue.remove(job)
+    started(queue, job, expires_in=60)
+    assert live_item_ids(SUBMIT_QUEUE) == {item.pk}
+    started(queue, job, expires_in=-1)  # its worker stopped renewing it
+    assert live_item_ids(SUBMIT_QUEUE) == set()
 
 
 def test_sweep_restores_slots_a_flush_lost_and_drops_stale_ones(
