@@ -42,7 +42,7 @@ def test_flushed_redis_after_placing_is_recovered_without_duplicates(
 ):
     order = place_demo(lead, runs=20)
     assert len(live_item_ids(SUBMIT_QUEUE)) == 20
-    redis_db.flushall()  # Redis restarted without persistence
+    redis_db.flushdb()  # Redis restarted without persistence
     assert live_item_ids(SUBMIT_QUEUE) == set()
 
     drive()
