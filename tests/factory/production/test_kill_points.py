@@ -58,7 +58,7 @@ QUICK = {
 }
 LAUNCHER = [sys.executable, "-m", "tests.killpoint"]
 WORKER = [*LAUNCHER, "rqworker", "submit", "collect", "default", "--burst",
-          "--with-scheduler", "--worker-class", "rq.SimpleWorker"]
+          "--with-scheduler"]  # the project's ProductionWorker: jobs in-process
 FOREMAN = [*LAUNCHER, "run_foreman", "--until-idle", "--max-seconds", "120",
            "--tick", "0.1", "--poll", "0.2", "--sweep-every", "1"]
 KILLED = -signal.SIGKILL
