@@ -56,13 +56,17 @@ def cancel_items(items: QuerySet | Iterable[int]) -> int:
             status=ItemStatus.CANCELLED, lease_owner="", lease_until=None,
             updated_at=now,
         )
-    remote = OrderItem.objects.filter(
-        pk__in=[pk for pk, current in rows if current in REMOTE],
+    was = dict(rows)
+    # A submitting item keeps its slot until its own job has the request id.
+    released = list(OrderItem.objects.filter(
+        pk__in=[pk for pk, status in rows if status in (ItemStatus.PENDING, *REMOTE)],
         status=ItemStatus.CANCELLED,
-    ).select_related("machine__provider")
-    for item in remote:
-        limits.release(item)
-        enqueue_cancel(item.pk)
+    ).select_related("machine__provider"))
+    # Slots, and places in a waiting line, go to the next items.
+    limits.release_many(released)
+    for item in released:
+        if was[item.pk] in REMOTE:
+            enqueue_cancel(item.pk)
     for order_id in items.order_by().values_list("order_id", flat=True).distinct():
         refresh_order(order_id)
     return cancelled

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
+from redis import RedisError
 
 from factory.models import ItemStatus, OrderItem
 from factory.production import limits
@@ -153,9 +154,17 @@ def start_collections(
         pk__in=ids, status=ItemStatus.COLLECTING, updated_at=now
     ).values_list("pk", flat=True))
     moved = [item for item in items if item.pk in moved_ids]
-    limits.release_many(moved)
-    if enqueue:
-        enqueue_collects([item.pk for item in moved])
+    try:
+        limits.release_many(moved)
+        if enqueue:
+            enqueue_collects([item.pk for item in moved])
+    except RedisError:
+        # No collect job was queued: make the lease run out now, so the
+        # next sweep queues them instead of waiting out the collect lease.
+        OrderItem.objects.filter(
+            pk__in=moved_ids, status=ItemStatus.COLLECTING, lease_owner=""
+        ).update(lease_until=now)
+        raise
     return moved
 
 

@@ -109,19 +109,35 @@ def tick(owner: str, tuning: Tuning) -> TickReport:
         return report
     outcomes = follow.poll_statuses(items, threads=tuning.threads)
     running, finished = [], []
-    for item, outcome in zip(items, outcomes):
-        if follow.is_completed(outcome):
-            finished.append(item)  # handed on together below
-            continue
-        step = follow.settle(item, outcome, owner)
-        report.count(step)
-        if step == follow.Step.RUNNING:
-            running.append(item)
-    moved = follow.start_collections(finished, owner)
+    try:
+        for item, outcome in zip(items, outcomes):
+            if follow.is_completed(outcome):
+                finished.append(item)  # handed on together below
+                continue
+            step = follow.settle(item, outcome, owner)
+            report.count(step)
+            if step == follow.Step.RUNNING:
+                running.append(item)
+        moved = follow.start_collections(finished, owner)
+        follow.renew(running, owner, tuning.poll_seconds)
+    except (DatabaseError, RedisError):
+        # Otherwise the rest of the batch would wait out the claim lease.
+        hand_back(items, owner, tuning.poll_seconds)
+        raise
     report.count(follow.Step.COLLECTING, len(moved))
     report.count(follow.Step.LOST, len(finished) - len(moved))
-    follow.renew(running, owner, tuning.poll_seconds)
     return report
+
+
+def hand_back(items: list[OrderItem], owner: str, poll_seconds: float) -> None:
+    """Make the claimed items still ours due again after one poll interval."""
+    try:
+        OrderItem.objects.filter(
+            pk__in=[i.pk for i in items], status=ItemStatus.SUBMITTED, lease_owner=owner
+        ).update(lease_owner="",
+                 lease_until=timezone.now() + timedelta(seconds=poll_seconds))
+    except DatabaseError:
+        log.warning("%s: could not hand back %s items", owner, len(items))
 
 
 def is_idle() -> bool:

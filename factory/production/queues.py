@@ -111,19 +111,21 @@ def enqueue_follow(item_id: int, delay: float = 0) -> None:
     )
 
 
-def live_item_ids(queue_name: str) -> set[int]:
-    """Items with a job queued, scheduled or running on ``queue_name``.
+def live_item_ids(queue_name: str, *, running: bool = True) -> set[int]:
+    """Items with a job queued, scheduled or (if ``running``) running on
+    ``queue_name``.
 
     Read in one Redis transaction, so a job moving between lists is seen.
     A running job counts until its entry expires (the job's timeout plus a
-    minute): a SIGKILLed worker leaves its entry behind, and RQ only
-    removes it later.
+    minute): a worker that died mid-job leaves its entry behind, and RQ
+    only removes it later.
     """
     queue = _queue(queue_name)
     pipe = queue.connection.pipeline(transaction=True)
     pipe.lrange(queue.key, 0, -1)
     pipe.zrange(queue.scheduled_job_registry.key, 0, -1)
-    pipe.zrangebyscore(queue.started_job_registry.key, time.time(), "+inf")
+    if running:
+        pipe.zrangebyscore(queue.started_job_registry.key, time.time(), "+inf")
     prefix = JOB_PREFIX[queue_name] + "-"
     found = set()
     for entry in (e.decode() for listed in pipe.execute() for e in listed):

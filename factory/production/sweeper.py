@@ -1,7 +1,8 @@
 """The sweeper: re-drives unfinished items whose lease ran out.
 
-Redis may lose or repeat any job, so the database decides: an item with
-no live job and no live lease is put back on its way. Outcome-unknown
+Redis may lose or repeat any job, so the database decides: a pending item
+with no live job that is not waiting in a line, or an item whose lease ran
+out, is put back on its way. Outcome-unknown
 submissions are looked up at the provider before anything is resent.
 Every change is a compare-and-set update, so two sweepers may overlap.
 """
@@ -83,17 +84,14 @@ def requeue_lost_submits(
         _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace
     ).order_by("pk").values_list("pk", flat=True)
     waiting = limits.waiting_item_ids()  # a released slot wakes these
-    lost = [pk for pk in _without_live_jobs(stale, SUBMIT_QUEUE) if pk not in waiting]
+    # A running submit job leaves "pending" within moments, so one still
+    # listed as running for a stale pending item died with its worker; and
+    # a second job for an item is harmless, the claim decides.
+    candidates = list(stale[:BATCH * 10])
+    live = live_item_ids(SUBMIT_QUEUE, running=False) if candidates else set()
+    lost = [pk for pk in candidates if pk not in live and pk not in waiting]
     enqueue_items(lost)
     return len(lost)
-
-
-def _without_live_jobs(ids: QuerySet, queue_name: str) -> list[int]:
-    candidates = list(ids[:BATCH * 10])
-    if not candidates:
-        return []
-    live = live_item_ids(queue_name)
-    return [pk for pk in candidates if pk not in live]
 
 
 def mark_stalled_submissions(now: datetime) -> int:

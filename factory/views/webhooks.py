@@ -10,7 +10,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import django_rq
 import httpx
 from django.conf import settings
 from django.core.cache import cache
@@ -20,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from factory.models import ItemStatus, OrderItem
+from factory.production import queues
 from factory.production.queues import enqueue_follow
 from factory.providers.base import ConfigurationError
 from factory.providers.replicate_webhooks import (
@@ -106,7 +106,7 @@ def _hint(provider: str, request_id: str, delivery: str) -> HttpResponse:
 def _first_delivery(provider: str, delivery: str) -> bool:
     """Record a delivery in Redis; False if it was recorded before."""
     key = SEEN_KEY.format(provider=provider, delivery=delivery)
-    return bool(django_rq.get_connection().set(key, 1, nx=True, ex=REPLAY_SECONDS))
+    return bool(queues.connection().set(key, 1, nx=True, ex=REPLAY_SECONDS))
 
 
 def _fal_keys() -> Any:

@@ -119,6 +119,41 @@ def test_claim_leases_only_due_submitted_items(catalog, redis_db, lead):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_redis_outage_mid_tick_hands_the_batch_back_and_loses_no_collection(
+    catalog, redis_db, lead, settings, monkeypatch
+):
+    from redis import RedisError
+
+    from factory.production import limits
+
+    real_release_many = limits.release_many
+    done, running = (submitted_item(place_demo(lead, runs=2), index=i) for i in (0, 1))
+
+    def status(self, machine, request_id):  # only the first has finished
+        state = RemoteState.COMPLETED if request_id == done.request_id else RemoteState.RUNNING
+        return RemoteStatus(state)
+
+    monkeypatch.setattr(DemoBackend, "status", status)
+
+    def outage(items):
+        raise RedisError("connection refused")
+
+    monkeypatch.setattr(limits, "release_many", outage)
+    with pytest.raises(RedisError):
+        tick("foreman:a", FAST)
+    monkeypatch.setattr(limits, "release_many", real_release_many)
+
+    done.refresh_from_db()
+    running.refresh_from_db()
+    # The finished one moved on with no job: its lease ran out at once.
+    assert done.status == ItemStatus.COLLECTING and done.lease_until <= timezone.now()
+    # The rest is due again after one poll interval, not the claim lease.
+    assert (running.status, running.lease_owner) == (ItemStatus.SUBMITTED, "")
+    assert running.lease_until <= timezone.now() + timedelta(seconds=FAST.poll_seconds)
+    assert sweep().recollected == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_running_item_is_renewed_then_handed_to_a_collect_job(
     catalog, redis_db, lead, settings
 ):

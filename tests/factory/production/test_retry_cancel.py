@@ -107,6 +107,26 @@ def test_cancelling_an_order_means_its_queued_items_never_start(
     assert cancel_order(order) is False
 
 
+def test_a_cancelled_item_leaves_its_waiting_line_for_the_next_one(
+    catalog, redis_db, lead, quick
+):
+    from factory.models import Provider
+
+    Provider.objects.filter(slug="demo").update(concurrency_limit=1)
+    first, second, third = place_demo(lead, runs=3).items.order_by("index")
+    redis_db.flushdb()
+    for item in (first, second, third):
+        start_submission(item.pk)
+    assert limits.waiting_item_ids() == {second.pk, third.pk}
+
+    cancel_items([second.pk])
+    assert limits.waiting_item_ids() == {third.pk}
+
+    cancel_items([first.pk])  # the running one gives its slot to the third
+    assert limits.waiting_item_ids() == set()
+    assert live_item_ids(SUBMIT_QUEUE) == {third.pk}
+
+
 def test_cancelling_a_running_item_cancels_it_at_the_provider(
     catalog, redis_db, lead
 ):
