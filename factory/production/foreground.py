@@ -1,7 +1,8 @@
 """Drive one item start to finish in this process, for debugging.
 
 The same claims, slots and leases as workers and foremen use, so running
-it next to them is safe; only the waiting happens here, in the open.
+it next to them is safe. With its limit full the item also waits in line,
+so a worker woken by a freed slot may submit it first; this then follows.
 """
 import time
 from collections.abc import Callable

@@ -17,7 +17,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         defaults = Tuning()
         parser.add_argument("--tick", type=float, default=defaults.tick_seconds,
-                            help="Seconds between ticks when nothing is due.")
+                            help="Longest rest between rounds; the foreman wakes earlier "
+                                 "when an item falls due.")
         parser.add_argument("--poll", type=float, default=defaults.poll_seconds,
                             help="Seconds between two polls of a running item.")
         parser.add_argument("--batch", type=int, default=defaults.batch_size,
