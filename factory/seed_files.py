@@ -1,0 +1,236 @@
+"""Read and check the seed JSON files, writing nothing.
+
+A seed directory holds ``providers.json`` (``{"providers": [...]}``) and
+``machines/*.json`` (``{"machines": [...]}``), one machine file per provider.
+Every file is read and every entry checked before the loader in
+``factory.seeding`` writes a row; the problems found are reported together,
+each naming its file and machine, so one pass over the files can fix them.
+"""
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import models
+
+from factory.models import FactoryMachine, Modality, PriceUnit, Provider
+from factory.parameters.schema import ParameterError, check_machine_schema
+
+REQUIRED = {
+    "provider": ("slug", "name"),
+    "machine": ("slug", "provider", "name", "endpoint_id", "modality",
+                "input_schema", "price"),
+}
+OPTIONAL = {
+    "provider": ("concurrency_limit", "description", "is_active"),
+    "machine": ("version", "defaults", "aliases", "safety", "output_key",
+                "description", "concurrency_limit", "is_active"),
+}
+MODELS = {"provider": Provider, "machine": FactoryMachine}
+TEXT_FIELDS = ("name", "endpoint_id", "version", "output_key", "description")
+MAX_PRICE = Decimal("999999.999999")  # price_amount: 12 digits, 6 decimals
+
+
+class SeedError(ValueError):
+    """Seed files that cannot be loaded; names the file, machine and problem."""
+
+
+@dataclass
+class Catalog:
+    """Checked seed data: model field values by kind, then slug."""
+
+    rows: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {"provider": {}, "machine": {}}
+    )
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def providers(self) -> dict[str, dict[str, Any]]:
+        return self.rows["provider"]
+
+    @property
+    def machines(self) -> dict[str, dict[str, Any]]:
+        return self.rows["machine"]
+
+
+def read_catalog(seed_dir: Path) -> Catalog:
+    """Parse and check every seed file; SeedError lists every problem found."""
+    seed_dir = Path(seed_dir).resolve()
+    problems: list[str] = []
+    catalog = Catalog()
+
+    def label(path: Path) -> str:
+        return str(path.relative_to(seed_dir.parent))
+
+    path = seed_dir / "providers.json"
+    for entry in _entries(path, "providers", label(path), problems):
+        _add(catalog, "provider", entry, label(path), problems)
+    files = sorted((seed_dir / "machines").glob("*.json"))
+    if not files:
+        problems.append(f"{label(seed_dir / 'machines')}: no machine files")
+    for path in files:
+        for entry in _entries(path, "machines", label(path), problems):
+            _add(catalog, "machine", entry, label(path), problems)
+    if problems:
+        raise SeedError("Seed catalog not loaded:\n" + "\n".join(problems))
+    return catalog
+
+
+def _entries(path: Path, key: str, where: str, problems: list[str]) -> list[Any]:
+    """The list under ``key`` in one JSON file, or [] with the problem noted."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"{where}: file is missing")
+        return []
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"{where}: not valid JSON: {exc}")
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        problems.append(f'{where}: expected {{"{key}": [...]}}')
+        return []
+    return data[key]
+
+
+def _add(
+    catalog: Catalog, kind: str, entry: Any, where: str, problems: list[str]
+) -> None:
+    """Keep a sound entry under its slug, or note what is wrong with it."""
+    slug = entry.get("slug") if isinstance(entry, dict) else None
+    found = _entry_problems(kind, entry, catalog)
+    if not found and slug in catalog.rows[kind]:
+        found = [f"slug is already used in {catalog.sources[kind, slug]}"]
+    problems.extend(f"{where}: {kind} {slug!r}: {problem}" for problem in found)
+    if not found:
+        catalog.rows[kind][slug] = _fields(entry)
+        catalog.sources[kind, slug] = where
+
+
+def _fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """Model field values of an entry; absent optional fields stay as they are."""
+    fields = {k: v for k, v in entry.items() if k not in ("slug", "price")}
+    if "price" in entry:
+        price = entry["price"]
+        fields["price_amount"] = Decimal(price["amount"])
+        fields["price_unit"] = price["unit"]
+        fields["price_currency"] = price.get("currency", "USD")
+    return fields
+
+
+def _entry_problems(kind: str, entry: Any, catalog: Catalog) -> list[str]:
+    if not isinstance(entry, dict):
+        return ["each entry must be a JSON object"]
+    found = [f"missing field {k!r}" for k in REQUIRED[kind] if k not in entry]
+    unknown = sorted(set(entry) - {*REQUIRED[kind], *OPTIONAL[kind]})
+    if unknown:
+        found.append(f"unknown fields {unknown}")
+    if found:
+        return found
+    found = _column_problems(entry, MODELS[kind])
+    if kind == "machine":
+        found += _machine_problems(entry, catalog.providers)
+    return found
+
+
+def _column_problems(
+    entry: dict[str, Any], model: type[models.Model]
+) -> list[str]:
+    """Slug, text lengths, concurrency limit and is_active as the model takes them."""
+    found = []
+    try:
+        validate_slug(entry["slug"])
+    except (ValidationError, TypeError):
+        found.append("slug must use only letters, digits, - and _")
+    for name in (n for n in TEXT_FIELDS if n in entry):
+        limit = model._meta.get_field(name).max_length
+        if not isinstance(entry[name], str):
+            found.append(f"{name} must be a string")
+        elif limit and len(entry[name]) > limit:
+            found.append(f"{name} is longer than {limit} characters")
+    limit = entry.get("concurrency_limit", 1)
+    if not (limit is None and model._meta.get_field("concurrency_limit").null
+            or isinstance(limit, int) and not isinstance(limit, bool) and limit > 0):
+        found.append("concurrency_limit must be a positive integer")
+    if not isinstance(entry.get("is_active", True), bool):
+        found.append("is_active must be true or false")
+    return found
+
+
+def _machine_problems(
+    entry: dict[str, Any], providers: dict[str, Any]
+) -> list[str]:
+    found = []
+    if entry["provider"] not in providers:
+        found.append(f"unknown provider {entry['provider']!r}; providers.json "
+                     f"lists {sorted(providers)}")
+    if entry["modality"] not in Modality.values:
+        found.append(f"modality {entry['modality']!r} is not one of "
+                     f"{Modality.values}")
+    return found + _price_problems(entry["price"]) + _schema_problems(entry)
+
+
+def _price_problems(price: Any) -> list[str]:
+    if not isinstance(price, dict) or set(price) - {"amount", "unit", "currency"}:
+        return ['price must be {"amount": "0.01", "unit": ..., "currency": ...}']
+    found = []
+    if price.get("unit") not in PriceUnit.values:
+        found.append(f"price unit {price.get('unit')!r} is not one of "
+                     f"{PriceUnit.values}")
+    if not isinstance(price.get("currency", "USD"), str):
+        found.append("price currency must be a string")
+    amount = price.get("amount")
+    if not isinstance(amount, str):
+        # A JSON float would arrive already rounded; a string stays exact.
+        return found + [
+            f'price amount must be a string, e.g. "0.025", not {amount!r}'
+        ]
+    try:
+        exact = Decimal(amount)
+        sound = 0 <= exact <= MAX_PRICE and exact.as_tuple().exponent >= -6
+    except InvalidOperation:
+        sound = False
+    if not sound:
+        found.append(
+            f"price amount {amount!r} is not a decimal from 0 to {MAX_PRICE}"
+        )
+    return found
+
+
+def _schema_problems(entry: dict[str, Any]) -> list[str]:
+    """The schema, its defaults, the aliases and the safety switch agree."""
+    schema, defaults = entry["input_schema"], entry.get("defaults", {})
+    if not isinstance(defaults, dict):
+        return ["defaults must be an object"]
+    try:
+        check_machine_schema(schema, defaults)
+    except ParameterError as exc:
+        return [str(exc)]
+    accepted = schema["properties"]
+    aliases = entry.get("aliases", {})
+    if not isinstance(aliases, dict):
+        return ["aliases must be an object"]
+    found = [
+        f"alias {name!r} points at {key!r}, which the schema lacks"
+        for name, key in aliases.items()
+        if not isinstance(key, str) or key not in accepted
+    ]
+    return found + _safety_problems(entry.get("safety", {}), defaults, accepted)
+
+
+def _safety_problems(
+    safety: Any, defaults: dict[str, Any], accepted: dict[str, Any]
+) -> list[str]:
+    if safety == {}:
+        return []
+    if not isinstance(safety, dict) or set(safety) != {"key", "off", "on"}:
+        return ['safety must be {} or {"key": ..., "off": ..., "on": ...}']
+    key = safety["key"]
+    if not isinstance(key, str) or key not in accepted:
+        return [f"safety key {key!r} is not in the schema"]
+    if defaults.get(key) != safety["off"]:
+        # Product rule: NSFW checkers start off and an order turns them on.
+        return [f"defaults must set {key!r} to its off value {safety['off']!r}"]
+    return []
