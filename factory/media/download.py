@@ -1,21 +1,13 @@
 """Download a produced file from a URL a provider returned, with guards.
 
-A provider's answer is untrusted input: its file URL, or a redirect from
-it, may point at this machine, the local network or a cloud metadata
-service. Every hop (at most ``MAX_REDIRECTS`` redirects, each followed by
-hand) is checked before a connection opens:
-
-- the scheme is https (http only where allowed: tests and local fakes);
-  file:, ftp:, data: and the rest are refused;
-- the host is resolved once and refused if any of its addresses is not
-  public (private, loopback, link-local, multicast, reserved, unspecified,
-  also when wrapped in IPv6 as IPv4-mapped, 6to4, Teredo or NAT64), unless
-  that ``address:port`` is listed in ``allowed_private``;
-- the connection goes to one of those vetted addresses and nowhere else:
-  httpcore's network backend is replaced by one pinned to them, so a DNS
-  answer that changes between check and connect (DNS rebinding) is never
-  used. The Host header and TLS SNI still carry the URL's host name, so
-  certificates are verified against the name as usual.
+Every hop (at most ``MAX_REDIRECTS`` redirects, each followed by hand) is
+vetted by ``addresses.vet`` before a connection opens: https only, and
+every address the host resolves to must be public. The connection then
+goes to one of those vetted addresses and nowhere else: httpcore's network
+backend is replaced by one pinned to them, so a DNS answer that changes
+between check and connect (DNS rebinding) is never used. The Host header
+and TLS SNI still carry the URL's host name, so certificates are verified
+against the name as usual.
 
 A Content-Length over ``max_bytes`` is refused before the body is read,
 and the running count is checked while streaming (after decompression).
@@ -25,8 +17,6 @@ since a proxy would resolve names itself and bypass the address check.
 """
 import base64
 import binascii
-import ipaddress
-import socket
 import ssl
 import time
 from collections.abc import Iterable
@@ -39,23 +29,12 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from factory.media.inspect import MediaError
+from factory.media.addresses import DownloadError, RefusedURLError, Target, vet
 
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_TIMEOUT_SECONDS = 120.0
-DEFAULT_PORTS = {"http": 80, "https": 443}
 HEADERS = {"User-Agent": "ArtFactory-collector/1", "Accept-Encoding": "identity"}
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class DownloadError(MediaError):
-    """The output could not be downloaded."""
-
-
-class RefusedURLError(DownloadError):
-    """A URL or redirect points somewhere outputs are never fetched from."""
 
 
 class TooLargeError(DownloadError):
@@ -75,16 +54,6 @@ class Limits:
     allow_http: bool
     allowed_private: frozenset[str]
     ssl_context: ssl.SSLContext | None = None
-
-
-@dataclass(frozen=True)
-class Target:
-    """A vetted hop: its URL, host, port and the addresses it may use."""
-
-    url: httpx.URL
-    host: str
-    port: int
-    addresses: tuple[str, ...]
 
 
 def fetch_output(url: str) -> bytes:
@@ -117,87 +86,13 @@ def download(
     deadline = time.monotonic() + timeout
     action = "download from"
     for _ in range(MAX_REDIRECTS + 1):
-        answer = _get(vet(url, limits, action), limits, deadline)
+        target = vet(url, action, allow_http=limits.allow_http,
+                     allowed_private=limits.allowed_private)
+        answer = _get(target, limits, deadline)
         if isinstance(answer, bytes):
             return answer
         url, action = answer, "redirect to"
     raise DownloadError(f"gave up after {MAX_REDIRECTS} redirects")
-
-
-# ---------------------------------------------------------------- checks
-def vet(url: str, limits: Limits, action: str = "download from") -> Target:
-    """Check the scheme and every resolved address of ``url``."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise RefusedURLError(f"refused {action} {_short(url)}: {exc}") from None
-    schemes = ("https", "http") if limits.allow_http else ("https",)
-    if parsed.scheme not in schemes:
-        raise RefusedURLError(
-            f"refused {action} {_short(url)}: {parsed.scheme or 'scheme-less'} "
-            f"URLs are not fetched, only {' and '.join(schemes)}"
-        )
-    host = parsed.raw_host.decode("ascii")
-    if not host:
-        raise RefusedURLError(f"refused {action} {_short(url)}: no host")
-    port = parsed.port or DEFAULT_PORTS[parsed.scheme]
-    addresses = _resolve(host, port, action)
-    for address in addresses:
-        problem = address_problem(address)
-        if problem and _host_port(address, port) not in limits.allowed_private:
-            shown = host if host == address else f"{host} ({address})"
-            raise RefusedURLError(f"refused {action} {shown}: {problem} address")
-    return Target(parsed, host, port, addresses)
-
-
-def address_problem(address: str) -> str | None:
-    """Why ``address`` is not a public unicast address, or None if it is."""
-    ip = _unwrap(ipaddress.ip_address(address))
-    checks = (
-        ("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-        ("reserved", ip.is_reserved), ("private", ip.is_private),
-        ("non-public", not ip.is_global),
-    )
-    return next((name for name, failed in checks if failed), None)
-
-
-def _unwrap(ip: Address) -> Address:
-    """The IPv4 address inside an IPv6 one that carries it, else ``ip``."""
-    if isinstance(ip, ipaddress.IPv4Address):
-        return ip
-    teredo_client = ip.teredo[1] if ip.teredo else None
-    inner = ip.ipv4_mapped or ip.sixtofour or teredo_client
-    if inner is None and ip in NAT64:
-        inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return inner or ip
-
-
-def _resolve(host: str, port: int, action: str) -> tuple[str, ...]:
-    """Every address ``host`` resolves to, in resolver order, once each."""
-    try:
-        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise DownloadError(f"cannot resolve {host} to {action} it: {exc}") from None
-    addresses = dict.fromkeys(str(answer[4][0]) for answer in answers)
-    if not addresses:
-        raise DownloadError(f"cannot resolve {host}: no addresses")
-    return tuple(addresses)
-
-
-def _host_port(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _short(url: str, limit: int = 100) -> str:
-    """A URL for a message: no query string, at most ``limit`` characters."""
-    bare = url.split("?", 1)[0].split("#", 1)[0]
-    return bare if len(bare) <= limit else bare[:limit] + "…"
-
-
-def _size(count: int) -> str:
-    mib = 1024 * 1024
-    return f"{count / mib:g} MB" if count >= mib else f"{count} bytes"
 
 
 # ---------------------------------------------------------------- one hop
@@ -266,6 +161,11 @@ def _decode_data_uri(url: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise TooLargeError(f"output larger than {_size(max_bytes)}")
     return data
+
+
+def _size(count: int) -> str:
+    mib = 1024 * 1024
+    return f"{count / mib:g} MB" if count >= mib else f"{count} bytes"
 
 
 # ---------------------------------------------------------------- transport

@@ -13,14 +13,11 @@ replies are read raw and count as cancelled. With ``WEBHOOK_BASE_URL`` and
 ``REPLICATE_WEBHOOK_SECRET`` set, a prediction asks Replicate to call this
 server's webhook once it completes.
 """
-import base64
 import json
-import mimetypes
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, TypeVar
-from urllib.parse import unquote_to_bytes, urlsplit
 
 import httpx
 import replicate
@@ -33,12 +30,19 @@ from factory.providers.base import (
     OutcomeUnknownError,
     PermanentError,
     ProviderBackend,
-    ProviderError,
     RemoteOutput,
-    RemoteState,
     RemoteStatus,
     TransientError,
     parse_retry_after,
+)
+from factory.providers.replicate_answers import (
+    aware,
+    canonical,
+    classify,
+    parse_outputs,
+    parse_status,
+    parse_time,
+    same_request,
 )
 from factory.providers.webhooks import webhook_url
 
@@ -48,22 +52,11 @@ except ImportError:  # pydantic 1, as replicate itself falls back
     from pydantic import ValidationError as UnreadableReply
 
 T = TypeVar("T")
-STATES = {
-    "starting": RemoteState.QUEUED,
-    "processing": RemoteState.RUNNING,
-    "succeeded": RemoteState.COMPLETED,
-    "failed": RemoteState.FAILED,
-    "canceled": RemoteState.CANCELLED,
-    "aborted": RemoteState.CANCELLED,
-}
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MODEL_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-SEED_IN_LOGS = re.compile(r"\bseed\b\s*[:=]?\s*(-?\d+)", re.IGNORECASE)
-LOG_LINES = 20
 FIND_MAX_PAGES = 10
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 UNREADABLE = (UnreadableReply, json.JSONDecodeError)
-CONTENT_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}
 
 
 def read_timeout() -> httpx.Timeout:
@@ -130,7 +123,7 @@ class ReplicateBackend(ProviderBackend):
         try:
             prediction = self._create(machine, params)
         except ReplicateError as exc:
-            raise self._http_error(exc, what) from None
+            raise classify(exc, what, self.transport.retry_after()) from None
         except NOT_SENT as exc:
             raise TransientError(f"replicate {what}: not sent: {exc}") from None
         except httpx.TransportError as exc:
@@ -154,32 +147,11 @@ class ReplicateBackend(ProviderBackend):
         )
 
     def status(self, machine: MachineSpec, request_id: str) -> RemoteStatus:
-        data = self._prediction(request_id)
-        state = STATES.get(data.get("status"))
-        if state is None:
-            raise PermanentError(
-                f"replicate prediction {request_id}: unknown status "
-                f"{data.get('status')!r}"
-            )
-        logs = (data.get("logs") or "").splitlines()[-LOG_LINES:]
-        return RemoteStatus(state, logs=logs, error=_error_text(data, state))
+        return parse_status(self._prediction(request_id), request_id)
 
     def result(self, machine: MachineSpec, request_id: str) -> list[RemoteOutput]:
         """Output URLs with seed and metrics; data URIs come back as bytes."""
-        data = self._prediction(request_id)
-        if data.get("status") != "succeeded":
-            raise PermanentError(
-                f"replicate prediction {request_id} is {data.get('status')},"
-                " not succeeded"
-            )
-        urls = _output_urls(data.get("output"))
-        if not urls:
-            raise PermanentError(
-                f"replicate prediction {request_id} has no output URLs"
-                " (API outputs are deleted after one hour)"
-            )
-        seed, metrics = _seed(data), dict(data.get("metrics") or {})
-        return [_output(url, seed, metrics) for url in urls]
+        return parse_outputs(self._prediction(request_id), request_id)
 
     def cancel(self, machine: MachineSpec, request_id: str) -> None:
         def send() -> None:
@@ -204,16 +176,16 @@ class ReplicateBackend(ProviderBackend):
         whole page. Replicate drops API inputs after an hour, so only
         submissions from the last hour can be matched.
         """
-        after, wanted = _aware(submitted_after), _canonical(params)
+        after, wanted = aware(submitted_after), canonical(params)
         path: str | None = "/v1/predictions"
         found = None
         for _ in range(FIND_MAX_PAGES):
             page = self._call(self._raw_getter(path), "prediction list")
             for entry in page.get("results", []):
-                created = _parse_time(entry.get("created_at"))
+                created = parse_time(entry.get("created_at"))
                 if created is not None and created < after:
                     return found  # newest first: the rest is older
-                if _same_request(machine, entry, wanted):
+                if same_request(machine, entry, wanted):
                     found = entry.get("id")
             path = page.get("next")
             if not path:
@@ -238,87 +210,8 @@ class ReplicateBackend(ProviderBackend):
         try:
             return operation()
         except ReplicateError as exc:
-            raise self._http_error(exc, what) from None
+            raise classify(exc, what, self.transport.retry_after()) from None
         except httpx.TransportError as exc:
             raise TransientError(f"replicate {what}: {type(exc).__name__}") from None
         except UNREADABLE:
             raise TransientError(f"replicate {what}: unreadable answer") from None
-
-    def _http_error(self, exc: ReplicateError, what: str) -> ProviderError:
-        status = exc.status or 0
-        detail = exc.detail or exc.title or "no detail given"
-        if status in (401, 403):
-            return ConfigurationError(
-                f"replicate refused the API token ({status}): {detail}"
-            )
-        message = f"replicate {what}: {status} {detail}"
-        if status in (408, 429) or status >= 500:
-            return TransientError(message, retry_after=self.transport.retry_after())
-        return PermanentError(message)
-
-
-def _error_text(data: dict[str, Any], state: RemoteState) -> str:
-    if data.get("status") == "aborted":
-        return "aborted by Replicate before it started (Cancel-After deadline)"
-    if state == RemoteState.FAILED:
-        return str(data.get("error") or "the prediction failed")
-    return ""
-
-
-def _output_urls(output: Any) -> list[str]:
-    """URL strings of an output that is one URL, a list or a dict of them."""
-    if isinstance(output, dict):
-        output = list(output.values())
-    items = output if isinstance(output, list) else [output]
-    prefixes = ("https://", "http://", "data:")
-    return [i for i in items if isinstance(i, str) and i.startswith(prefixes)]
-
-
-def _seed(data: dict[str, Any]) -> int | None:
-    found = SEED_IN_LOGS.search(data.get("logs") or "")
-    if found:
-        return int(found.group(1))
-    seed = (data.get("input") or {}).get("seed")
-    return seed if isinstance(seed, int) else None
-
-
-def _output(url: str, seed: int | None, metrics: dict[str, Any]) -> RemoteOutput:
-    if url.startswith("data:"):
-        header, _, payload = url.partition(",")
-        content = (
-            base64.b64decode(payload) if header.endswith(";base64")
-            else unquote_to_bytes(payload)
-        )
-        content_type = header[5:].split(";")[0]
-        return RemoteOutput(
-            content=content, content_type=content_type, size=len(content),
-            seed=seed, metrics=metrics,
-        )
-    path = urlsplit(url).path
-    suffix = path[path.rfind("."):].lower() if "." in path else ""
-    content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or ""
-    return RemoteOutput(url=url, content_type=content_type, seed=seed, metrics=metrics)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _same_request(machine: MachineSpec, entry: dict[str, Any], wanted: str) -> bool:
-    if entry.get("model") != machine.endpoint_id:
-        return False
-    if machine.version and entry.get("version") != machine.version:
-        return False
-    return _canonical(entry.get("input")) == wanted
-
-
-def _parse_time(value: Any) -> datetime | None:
-    try:
-        return _aware(datetime.fromisoformat(str(value)))
-    except ValueError:
-        return None
-
-
-def _aware(moment: datetime) -> datetime:
-    """Naive datetimes are taken as UTC, as Django stores them."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from factory.media.addresses import address_problem
 from factory.media.download import (
     DownloadError,
     RefusedURLError,
     TooLargeError,
     TooSlowError,
-    address_problem,
     download,
     fetch_output,
 )

@@ -1,0 +1,158 @@
+"""Reading Replicate's answers: statuses, outputs, listings and errors.
+
+Pure functions over prediction dicts and the client's ``ReplicateError``,
+shared by the calls in ``replicate.py``. Every failure becomes one of the
+adapter errors of ``base.py``.
+"""
+import base64
+import json
+import mimetypes
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from replicate.exceptions import ReplicateError
+
+from factory.providers.base import (
+    ConfigurationError,
+    MachineSpec,
+    PermanentError,
+    ProviderError,
+    RemoteOutput,
+    RemoteState,
+    RemoteStatus,
+    TransientError,
+)
+
+STATES = {
+    "starting": RemoteState.QUEUED,
+    "processing": RemoteState.RUNNING,
+    "succeeded": RemoteState.COMPLETED,
+    "failed": RemoteState.FAILED,
+    "canceled": RemoteState.CANCELLED,
+    "aborted": RemoteState.CANCELLED,
+}
+SEED_IN_LOGS = re.compile(r"\bseed\b\s*[:=]?\s*(-?\d+)", re.IGNORECASE)
+LOG_LINES = 20
+CONTENT_TYPES = {".webp": "image/webp", ".png": "image/png", ".jpg": "image/jpeg"}
+
+
+# ---------------------------------------------------------------- answers
+def parse_status(data: dict[str, Any], request_id: str) -> RemoteStatus:
+    """A prediction's status, its last log lines and its error, if any."""
+    state = STATES.get(data.get("status"))
+    if state is None:
+        raise PermanentError(
+            f"replicate prediction {request_id}: unknown status "
+            f"{data.get('status')!r}"
+        )
+    logs = (data.get("logs") or "").splitlines()[-LOG_LINES:]
+    return RemoteStatus(state, logs=logs, error=_error_text(data, state))
+
+
+def _error_text(data: dict[str, Any], state: RemoteState) -> str:
+    if data.get("status") == "aborted":
+        return "aborted by Replicate before it started (Cancel-After deadline)"
+    if state == RemoteState.FAILED:
+        return str(data.get("error") or "the prediction failed")
+    return ""
+
+
+def parse_outputs(data: dict[str, Any], request_id: str) -> list[RemoteOutput]:
+    """Output URLs with seed and metrics; data URIs come back as bytes."""
+    if data.get("status") != "succeeded":
+        raise PermanentError(
+            f"replicate prediction {request_id} is {data.get('status')},"
+            " not succeeded"
+        )
+    urls = _output_urls(data.get("output"))
+    if not urls:
+        raise PermanentError(
+            f"replicate prediction {request_id} has no output URLs"
+            " (API outputs are deleted after one hour)"
+        )
+    seed, metrics = _seed(data), dict(data.get("metrics") or {})
+    return [_output(url, seed, metrics) for url in urls]
+
+
+def _output_urls(output: Any) -> list[str]:
+    """URL strings of an output that is one URL, a list or a dict of them."""
+    if isinstance(output, dict):
+        output = list(output.values())
+    items = output if isinstance(output, list) else [output]
+    prefixes = ("https://", "http://", "data:")
+    return [i for i in items if isinstance(i, str) and i.startswith(prefixes)]
+
+
+def _seed(data: dict[str, Any]) -> int | None:
+    found = SEED_IN_LOGS.search(data.get("logs") or "")
+    if found:
+        return int(found.group(1))
+    seed = (data.get("input") or {}).get("seed")
+    return seed if isinstance(seed, int) else None
+
+
+def _output(url: str, seed: int | None, metrics: dict[str, Any]) -> RemoteOutput:
+    if url.startswith("data:"):
+        header, _, payload = url.partition(",")
+        content = (
+            base64.b64decode(payload) if header.endswith(";base64")
+            else unquote_to_bytes(payload)
+        )
+        content_type = header[5:].split(";")[0]
+        return RemoteOutput(
+            content=content, content_type=content_type, size=len(content),
+            seed=seed, metrics=metrics,
+        )
+    path = urlsplit(url).path
+    suffix = path[path.rfind("."):].lower() if "." in path else ""
+    content_type = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or ""
+    return RemoteOutput(url=url, content_type=content_type, seed=seed, metrics=metrics)
+
+
+# ---------------------------------------------------------------- listings
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def same_request(machine: MachineSpec, entry: dict[str, Any], wanted: str) -> bool:
+    """Whether a listed prediction ran this machine on the ``wanted`` input."""
+    if entry.get("model") != machine.endpoint_id:
+        return False
+    if machine.version and entry.get("version") != machine.version:
+        return False
+    return canonical(entry.get("input")) == wanted
+
+
+def parse_time(value: Any) -> datetime | None:
+    try:
+        return aware(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return None
+
+
+def aware(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, as Django stores them."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------- errors
+def classify(
+    exc: ReplicateError, what: str, retry_after: float | None
+) -> ProviderError:
+    """The adapter error an HTTP error answer from Replicate stands for.
+
+    ``retry_after`` is the wait the answer asked for; only transient
+    errors carry it.
+    """
+    status = exc.status or 0
+    detail = exc.detail or exc.title or "no detail given"
+    if status in (401, 403):
+        return ConfigurationError(
+            f"replicate refused the API token ({status}): {detail}"
+        )
+    message = f"replicate {what}: {status} {detail}"
+    if status in (408, 429) or status >= 500:
+        return TransientError(message, retry_after=retry_after)
+    return PermanentError(message)
