@@ -56,6 +56,20 @@ class RemoteOutput:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def aware(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, as Django stores them."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A provider's ISO 8601 timestamp (``Z`` or an offset) as an aware
+    datetime; None when it is missing or malformed."""
+    try:
+        return aware(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header: delta seconds or an HTTP date."""
     value = (value or "").strip()

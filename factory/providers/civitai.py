@@ -12,7 +12,7 @@ import hashlib
 import json
 import mimetypes
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,6 +29,7 @@ from factory.providers.base import (
     RemoteState,
     RemoteStatus,
     TransientError,
+    aware,
     parse_retry_after,
 )
 
@@ -178,12 +179,10 @@ class CivitaiBackend(ProviderBackend):
     ) -> str | None:
         """The workflow submitted under ``key`` (default: the input's digest)."""
         key = key or request_key(machine, params)
-        after = submitted_after
-        if after.tzinfo is None:
-            after = after.replace(tzinfo=timezone.utc)
         page = self._get(
             WORKFLOWS, "workflow list",
-            params={"tags": key, "fromDate": after.isoformat(), "take": 100},
+            params={"tags": key, "fromDate": aware(submitted_after).isoformat(),
+                    "take": 100},
         )
         for workflow in page.get("items") or []:
             external = str(workflow.get("externalId") or "")

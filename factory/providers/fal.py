@@ -39,13 +39,13 @@ from factory.providers.base import (
     RemoteState,
     RemoteStatus,
     TransientError,
+    aware,
+    parse_time,
 )
 from factory.providers.fal_answers import (
-    aware,
     classify,
     parse_outputs,
     parse_status,
-    parse_time,
     reading,
     submitted_request_id,
     transport_message,

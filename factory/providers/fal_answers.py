@@ -8,7 +8,6 @@ import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -75,17 +74,6 @@ def log_lines(logs: Any) -> list[str]:
     entries = logs if isinstance(logs, list) else []
     return [str(e.get("message", e)) if isinstance(e, dict) else str(e)
             for e in entries]
-
-
-def aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def parse_time(stamp: Any) -> datetime | None:
-    try:
-        return aware(datetime.fromisoformat(str(stamp).replace("Z", "+00:00")))
-    except ValueError:
-        return None
 
 
 def parse_outputs(

@@ -33,15 +33,15 @@ from factory.providers.base import (
     RemoteOutput,
     RemoteStatus,
     TransientError,
+    aware,
     parse_retry_after,
+    parse_time,
 )
 from factory.providers.replicate_answers import (
-    aware,
     canonical,
     classify,
     parse_outputs,
     parse_status,
-    parse_time,
     same_request,
 )
 from factory.providers.webhooks import webhook_url

@@ -8,7 +8,6 @@ import base64
 import json
 import mimetypes
 import re
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -123,18 +122,6 @@ def same_request(machine: MachineSpec, entry: dict[str, Any], wanted: str) -> bo
     if machine.version and entry.get("version") != machine.version:
         return False
     return canonical(entry.get("input")) == wanted
-
-
-def parse_time(value: Any) -> datetime | None:
-    try:
-        return aware(datetime.fromisoformat(str(value)))
-    except ValueError:
-        return None
-
-
-def aware(moment: datetime) -> datetime:
-    """Naive datetimes are taken as UTC, as Django stores them."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 # ---------------------------------------------------------------- errors
