@@ -204,6 +204,49 @@ class FakeProvider:
         handler.wfile.write(payload)
 
 
+class ScriptedFake(FakeProvider):
+    """A fake whose requests run for ``run_seconds`` and end as scripted.
+
+    ``outcomes`` holds how the next requests end, oldest first; a request
+    made with none scripted ends as ``outcome_type()`` says. Subclasses
+    keep their requests under ``state_lock`` and move one a step on in
+    ``_advance``.
+    """
+
+    outcome_type: type = object
+
+    def __init__(self, run_seconds: float = 0.0) -> None:
+        super().__init__()
+        self.run_seconds = run_seconds
+        self.outcomes: deque[Any] = deque()
+        self.state_lock = threading.RLock()
+
+    def next_outcome(self) -> Any:
+        return self.outcomes.popleft() if self.outcomes else self.outcome_type()
+
+    def forget(self, *stores: dict) -> None:
+        """Clear ``stores`` and every file, submission, request, outcome and
+        fault, for the next test."""
+        with self.state_lock, self.lock:
+            for store in (*stores, self.files):
+                store.clear()
+            self.ledger.clear()
+            self.requests.clear()
+            self.outcomes.clear()
+            self.faults.clear()
+
+    def _hold(self, request_id: str, wait: float) -> None:
+        """Answer a request that asked to wait: after the run, or at the
+        deadline."""
+        self._stopping.wait(min(wait, self.run_seconds))
+        if self.run_seconds <= wait:
+            self._advance(request_id, force=True)
+            self._advance(request_id, force=True)
+
+    def _advance(self, request_id: str, force: bool = False) -> None:
+        raise NotImplementedError
+
+
 def _reset(connection: socket.socket) -> None:
     """Close with RST instead of FIN, as a crashed proxy would."""
     try:

@@ -10,10 +10,8 @@ against the seed machine's schema with ``additionalProperties: false``.
 import json
 import random
 import secrets
-import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from factory.providers.demo_art import render_image
-from tests.fakes.base import FakeProvider, Request, Response
+from tests.fakes.base import Request, Response, ScriptedFake
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "machines" / "civitai.json"
 WORKFLOWS = "/v2/consumer/workflows"
@@ -77,23 +75,22 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class FakeCivitai(FakeProvider):
+class FakeCivitai(ScriptedFake):
     """Submit, get, cancel and list workflows; serves the images it makes."""
+
+    outcome_type = Outcome
 
     def __init__(self, token: str = "civitai-fake", seeds: Path = SEEDS,
                  side: int = 64, url_ttl: float = 600.0,
                  run_seconds: float = 0.0) -> None:
-        super().__init__()
+        super().__init__(run_seconds)
         self.token, self.side, self.url_ttl = token, side, url_ttl
-        self.run_seconds = run_seconds
         machines = json.loads(seeds.read_text())["machines"]
         self.schemas = {m["endpoint_id"].split(":")[2]: step_schema(m)
                         for m in machines}
         self.workflows: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, str] = {}
         self.signatures: dict[str, tuple[str, float]] = {}
-        self.outcomes: deque[Outcome] = deque()
-        self.state_lock = threading.RLock()
         self.route("POST", WORKFLOWS, "submit", self._submit)
         self.route("GET", WORKFLOWS, "list", self._list)
         self.route("GET", WORKFLOW, "get", self._get)
@@ -101,13 +98,8 @@ class FakeCivitai(FakeProvider):
 
     def reset(self) -> None:
         """Forget every workflow, file, fault and request, for the next test."""
-        with self.state_lock, self.lock:
-            for store in (self.workflows, self.keys, self.signatures, self.files):
-                store.clear()
-            self.ledger.clear()
-            self.requests.clear()
-            self.outcomes.clear()
-            self.faults.clear()
+        with self.state_lock:
+            self.forget(self.workflows, self.keys, self.signatures)
             self.url_ttl = 600.0
 
     # ------------------------------------------------------------ routes
@@ -196,17 +188,13 @@ class FakeCivitai(FakeProvider):
         self.workflows[workflow_id] = workflow
         if key:
             self.keys[key] = workflow_id
-        workflow["_outcome"] = self.outcomes.popleft() if self.outcomes else Outcome()
+        workflow["_outcome"] = self.next_outcome()
         workflow["_born"], workflow["_whatif"] = time.monotonic(), whatif
         return workflow
 
     def _hold(self, workflow_id: str, wait: float) -> None:
-        if wait <= 0:
-            return
-        self._stopping.wait(min(wait, self.run_seconds))
-        if self.run_seconds <= wait:
-            self._advance(workflow_id, force=True)
-            self._advance(workflow_id, force=True)
+        if wait > 0:  # no ``wait``: answer at once
+            super()._hold(workflow_id, wait)
 
     def _get(self, request: Request, match: Any) -> Response:
         denied = self._denied(request)

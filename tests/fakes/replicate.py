@@ -15,10 +15,8 @@ import json
 import os
 import random
 import re
-import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +26,7 @@ import httpx
 from jsonschema import Draft202012Validator
 
 from factory.providers.demo_art import render_image
-from tests.fakes.base import FakeProvider, Request, Response
+from tests.fakes.base import Request, Response, ScriptedFake
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "machines" / "replicate.json"
 MODEL = r"/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)"
@@ -87,23 +85,22 @@ def _now() -> str:
     )
 
 
-class FakeReplicate(FakeProvider):
+class FakeReplicate(ScriptedFake):
     """Create (by model or version), get, cancel, list, model and version."""
+
+    outcome_type = Outcome
 
     def __init__(self, token: str = "r8_fake", seeds: Path = SEEDS,
                  page_size: int = 100, side: int = 64,
                  run_seconds: float = 0.0) -> None:
-        super().__init__()
+        super().__init__(run_seconds)
         self.token, self.page_size, self.side = token, page_size, side
-        self.run_seconds = run_seconds
         self.webhook_secret = WEBHOOK_SECRET
         self.models: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, str] = {}
         self.predictions: dict[str, dict[str, Any]] = {}
         self.hidden: dict[str, dict[str, Any]] = {}
-        self.outcomes: deque[Outcome] = deque()
         self.expiry: dict[str, float] = {}
-        self.state_lock = threading.RLock()
         self._load(seeds)
         self.route("POST", MODEL + "/predictions", "create", self._create)
         self.route("POST", "/v1/predictions", "create", self._create)
@@ -126,13 +123,8 @@ class FakeReplicate(FakeProvider):
     # ------------------------------------------------------------ scripting
     def reset(self) -> None:
         """Forget every prediction, file, fault and request, for the next test."""
-        with self.state_lock, self.lock:
-            for store in (self.predictions, self.hidden, self.expiry, self.files):
-                store.clear()
-            self.ledger.clear()
-            self.requests.clear()
-            self.outcomes.clear()
-            self.faults.clear()
+        with self.state_lock:
+            self.forget(self.predictions, self.hidden, self.expiry)
             self.page_size = 100
 
     def abort(self, prediction_id: str) -> None:
@@ -244,18 +236,10 @@ class FakeReplicate(FakeProvider):
         }
         with self.state_lock:
             self.predictions[pid] = record
-            self.hidden[pid] = {"born": time.monotonic(), "outcome":
-                                self.outcomes.popleft() if self.outcomes else Outcome()}
+            self.hidden[pid] = {"born": time.monotonic(), "outcome": self.next_outcome()}
         self.record_submission({"id": pid, "model": model, "path": path,
                                 "version": record["version"], "input": payload})
         return record
-
-    def _hold(self, pid: str, wait: float) -> None:
-        """Answer ``Prefer: wait`` after the run, or at the deadline."""
-        self._stopping.wait(min(wait, self.run_seconds))
-        if self.run_seconds <= wait:
-            self._advance(pid, force=True)
-            self._advance(pid, force=True)
 
     def _get(self, request: Request, match: re.Match) -> Response:
         denied = self._denied(request)
