@@ -2,8 +2,8 @@
 
 Redis may lose or repeat any job, so the database decides: a pending item
 with no live job that is not waiting in a line, or an item whose lease ran
-out, is put back on its way. Outcome-unknown
-submissions are looked up at the provider before anything is resent.
+out, is put back on its way. Outcome-unknown submissions are looked up at
+the provider before anything is resent.
 Every change is a compare-and-set update, so two sweepers may overlap.
 """
 import logging
@@ -83,12 +83,15 @@ def requeue_lost_submits(
     stale = items.filter(
         _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace
     ).order_by("pk").values_list("pk", flat=True)
+    candidates = list(stale[:BATCH * 10])
+    if not candidates:
+        return 0
+    # Read before the queues: an item woken meanwhile has its job queued.
     waiting = limits.waiting_item_ids()  # a released slot wakes these
     # A running submit job leaves "pending" within moments, so one still
     # listed as running for a stale pending item died with its worker; and
     # a second job for an item is harmless, the claim decides.
-    candidates = list(stale[:BATCH * 10])
-    live = live_item_ids(SUBMIT_QUEUE, running=False) if candidates else set()
+    live = live_item_ids(SUBMIT_QUEUE, running=False)
     lost = [pk for pk in candidates if pk not in live and pk not in waiting]
     enqueue_items(lost)
     return len(lost)
