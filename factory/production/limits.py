@@ -22,7 +22,6 @@ from redis import Redis
 
 from factory.models import FactoryMachine, ItemStatus, OrderItem, Provider
 from factory.production import queues
-from factory.production.queues import enqueue_items
 
 PREFIX = "artfactory:limits:"
 # Statuses that may have a generation running at the provider.
@@ -43,15 +42,16 @@ local function wake(i, now, limit)
   end
 end
 """
-# ARGV: now, expiry, member, line score, then one limit per scope.
-# Returns {1} once every slot is taken, or {0, woken...} with the item
-# waiting in each full scope; scopes with room pass their free slots on.
+# ARGV: now, expiry, member (an item id, also its place in line), then one
+# limit per scope. Returns {1} once every slot is taken, or {0, woken...}
+# with the item waiting in each full scope; scopes with room pass their
+# free slots on.
 ACQUIRE_SCRIPT = _WAKE + """
 local blocked = {}
 for i = 1, n do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
   if not redis.call('ZSCORE', KEYS[i], ARGV[3])
-     and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then
+     and redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[3 + i]) then
     blocked[i] = true
   end
 end
@@ -64,10 +64,10 @@ if next(blocked) == nil then
 end
 for i = 1, n do
   if blocked[i] then
-    redis.call('ZADD', KEYS[n + i], 'NX', ARGV[4], ARGV[3])
+    redis.call('ZADD', KEYS[n + i], 'NX', ARGV[3], ARGV[3])
   else
     redis.call('ZREM', KEYS[n + i], ARGV[3])
-    wake(i, ARGV[1], tonumber(ARGV[4 + i]))
+    wake(i, ARGV[1], tonumber(ARGV[3 + i]))
   end
 end
 return {0, unpack(woken)}
@@ -145,7 +145,7 @@ def _wake(woken: Iterable[bytes | str | int]) -> list[int]:
     """Queue a submit job for each woken item; returns their ids."""
     ids = sorted({int(member) for member in woken})
     if ids:
-        enqueue_items(ids)
+        queues.enqueue_items(ids)
     return ids
 
 
@@ -159,7 +159,7 @@ def acquire(item: OrderItem) -> bool:
     now = time.time()
     answer = connection().eval(
         ACQUIRE_SCRIPT, 2 * len(found), *_keys(found),
-        now, now + slot_seconds(), item.pk, item.pk, *[s.limit for s in found],
+        now, now + slot_seconds(), item.pk, *[s.limit for s in found],
     )
     _wake(answer[1:])
     return bool(answer[0])
