@@ -1,6 +1,6 @@
 """Order workflows: plan and place. Never sees a request or form."""
+import hashlib
 import json
-import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterator
@@ -13,16 +13,15 @@ from django.utils import timezone
 from factory.models import (
     FactoryMachine, Order, OrderItem, OrderStatus, PromptMode, SeedStrategy, Wildcard,
 )
+from factory.models.orders import SEED_LIMIT
 from factory.parameters.items import SENTINEL, MachineRules, resolve_item
 from factory.parameters.prompts import count_prompts, expand_prompts, interpolate
 from factory.parameters.schema import ParameterError, check_plain_json
 from factory.parameters.sweeps import check_sweeps, count_items, expand
 
-SEED_LIMIT = 2**32
 MACHINE_FIELD = "machine"
 PROMPT_FIELD = "prompt"
 MAX_WARNINGS = 20
-_random = random.SystemRandom()
 
 
 @dataclass
@@ -92,7 +91,7 @@ class _Context:
             order.prompt, self.wildcards, order.prompt_mode,
             limit=order.prompt_samples if random_mode else limit,
             # Preview and placing must draw the same prompts.
-            seed=order.seed if order.seed is not None else order.pk,
+            seed=order.seed if order.seed is not None else order.seed_base,
             tokens=self.prompt_tokens(),
         )
 
@@ -119,6 +118,12 @@ def _order_machines(order: Order, sweeps: list) -> dict[str, FactoryMachine]:
     for machine in machines.values():
         if not machine.is_active or not machine.provider.is_active:
             raise ParameterError(f"machine {machine.slug} is inactive")
+        setting = machine.provider.missing_key
+        if setting:
+            raise ParameterError(
+                f"machine {machine.slug}: {machine.provider} cannot be used until "
+                f"{setting} is set in the environment"
+            )
     return machines
 
 
@@ -126,9 +131,16 @@ def _wildcards() -> dict[str, list[str]]:
     return dict(Wildcard.objects.values_list("name", "values"))
 
 
+def random_seed(seed_base: int, index: int) -> int:
+    """Item ``index``'s random seed: drawn from the order's root, so the
+    preview and the placed order agree and no two items share a stream."""
+    digest = hashlib.blake2b(f"{seed_base}:{index}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") % SEED_LIMIT
+
+
 def _seed_for(order: Order, index: int) -> int:
     if order.seed_strategy == SeedStrategy.RANDOM:
-        return _random.randrange(SEED_LIMIT)
+        return random_seed(order.seed_base, index)
     start = order.seed or 0
     if order.seed_strategy == SeedStrategy.INCREMENT:
         return (start + index) % SEED_LIMIT

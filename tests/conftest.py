@@ -22,6 +22,14 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def provider_keys(settings):
+    """Every provider counts as configured unless a test clears its key."""
+    settings.FAL_KEY = settings.FAL_KEY or "test-key"
+    settings.REPLICATE_API_TOKEN = settings.REPLICATE_API_TOKEN or "r8_test"
+    settings.CIVITAI_API_TOKEN = settings.CIVITAI_API_TOKEN or "civitai-test"
+
+
 @pytest.fixture
 def redis_db():
     """The test Redis database, emptied before and after the test."""

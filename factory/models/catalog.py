@@ -2,6 +2,7 @@
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -36,6 +37,13 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def missing_key(self) -> str | None:
+        """The setting to set before this provider can take orders, if any."""
+        from factory.providers import missing_key
+
+        return missing_key(self.slug)
 
 
 class FactoryMachineQuerySet(models.QuerySet):
@@ -83,6 +91,10 @@ class FactoryMachine(models.Model):
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     description = models.TextField(blank=True)
+    starred_by = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="starred_machines",
+        help_text="Users who pinned this machine to the top of the picker.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = FactoryMachineQuerySet.as_manager()

@@ -1,5 +1,6 @@
 """Orders and the items they expand to: one item is one provider call."""
 from datetime import timedelta
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +44,12 @@ class SeedStrategy(models.TextChoices):
 
 
 FINISHED = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+SEED_LIMIT = 2**32
+
+
+def draw_seed_base() -> int:
+    """A fresh root for an order's random seeds, drawn once per order."""
+    return secrets.randbelow(SEED_LIMIT)
 
 
 class Order(models.Model):
@@ -92,6 +99,11 @@ class Order(models.Model):
         max_length=10, choices=SeedStrategy.choices, default=SeedStrategy.RANDOM
     )
     seed = models.BigIntegerField(null=True, blank=True)
+    seed_base = models.BigIntegerField(
+        default=draw_seed_base, editable=False,
+        help_text="Root of the random seeds: drawn once, so the preview's "
+        "seeds are the placed ones.",
+    )
     safety_checker = models.BooleanField(
         default=False, help_text="Turn the model's NSFW checker on."
     )

@@ -13,6 +13,16 @@ BACKENDS: dict[str, type[ProviderBackend]] = {
 }
 
 
+def missing_key(slug: str) -> str | None:
+    """The setting a provider still needs before it can be used, if any."""
+    from django.conf import settings
+
+    backend = BACKENDS.get(slug)
+    if backend is None or not backend.key_setting:
+        return None
+    return None if getattr(settings, backend.key_setting, "") else backend.key_setting
+
+
 def get_backend(slug: str) -> ProviderBackend:
     """A ready adapter for the provider ``slug``."""
     try:

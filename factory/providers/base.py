@@ -107,9 +107,14 @@ class OutcomeUnknownError(ProviderError):
 
 
 class ProviderBackend:
-    """One hosted provider. Subclasses set ``slug`` and override the methods."""
+    """One hosted provider. Subclasses set ``slug`` and override the methods.
+
+    ``key_setting`` names the setting that holds the provider's secret;
+    empty for providers that need none.
+    """
 
     slug: str = ""
+    key_setting: str = ""
 
     def submit(
         self, machine: MachineSpec, params: dict[str, Any], *, key: str | None = None

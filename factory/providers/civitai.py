@@ -79,6 +79,7 @@ def workflow_body(
 
 class CivitaiBackend(ProviderBackend):
     slug = "civitai"
+    key_setting = "CIVITAI_API_TOKEN"
 
     def __init__(self, timeout: httpx.Timeout | float | None = None) -> None:
         if not isinstance(timeout, httpx.Timeout):

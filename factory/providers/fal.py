@@ -74,6 +74,7 @@ def read_timeout() -> httpx.Timeout:
 
 class FalBackend(ProviderBackend):
     slug = "fal"
+    key_setting = "FAL_KEY"
 
     def _key(self) -> str:
         key = getattr(settings, "FAL_KEY", "")

@@ -90,6 +90,7 @@ class OneAttemptTransport(httpx.HTTPTransport):
 
 class ReplicateBackend(ProviderBackend):
     slug = "replicate"
+    key_setting = "REPLICATE_API_TOKEN"
 
     def __init__(self, timeout: httpx.Timeout | float | None = None) -> None:
         limits = timeout if isinstance(timeout, httpx.Timeout) else None

@@ -102,3 +102,29 @@ def test_safety_checker_is_off_unless_the_order_turns_it_on(catalog):
     on = plan_order(_order(slug="fal-flux-dev", safety_checker=True)).items[0].parameters
     assert off["enable_safety_checker"] is False
     assert on["enable_safety_checker"] is True
+
+
+@pytest.mark.django_db
+def test_machine_whose_provider_lacks_its_key_is_refused_naming_the_setting(
+    catalog, settings
+):
+    settings.FAL_KEY = ""
+    order = _order(slug="fal-flux-dev")
+    with pytest.raises(ParameterError, match="until FAL_KEY is set"):
+        place_order(order)
+    assert not OrderItem.objects.exists()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DRAFT
+
+
+@pytest.mark.django_db
+def test_preview_seeds_are_the_placed_seeds(catalog):
+    order = _order(slug="demo-image", runs=4)
+    order.seed_strategy = SeedStrategy.RANDOM
+    order.save()
+    previews = [[item.seed for item in plan_order(order).items] for _ in range(3)]
+    assert previews[0] == previews[1] == previews[2]
+    assert len(set(previews[0])) == 4
+    place_order(order)
+    placed = list(order.items.order_by("index").values_list("seed", flat=True))
+    assert placed == previews[0]

@@ -1,4 +1,4 @@
-"""Production section: orders and their items."""
+"""Orders and order items: the admin classes of the production section."""
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
@@ -195,7 +195,7 @@ class OrderAdmin(ModelAdmin):
             "source": source,
             "changes": diff_orders(source, order) if source else [],
         }
-        return TemplateResponse(request, "admin_ext/place_order.html", context)
+        return TemplateResponse(request, "admin_ext/orders/place_order.html", context)
 
 
 @admin.register(OrderItem)
