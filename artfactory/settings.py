@@ -4,6 +4,7 @@ With no environment at all it runs on SQLite, local media files and the
 offline demo provider. PostgreSQL, an external Redis and S3-compatible
 storage switch on when their variables are set.
 """
+from decimal import Decimal, InvalidOperation
 import json
 import secrets
 from pathlib import Path
@@ -264,6 +265,20 @@ DOWNLOAD_ALLOWED_PRIVATE_HOSTS = env.list("DOWNLOAD_ALLOWED_PRIVATE_HOSTS", defa
 
 # ---------------------------------------------------------------- ordering
 ORDER_ITEM_CEILING = _read("ORDER_ITEM_CEILING", int, 1000)
+
+
+def _amount(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError("not a number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be a finite amount of at least 0")
+    return value
+
+
+# Placing from the order form asks once more above this estimated cost.
+ORDER_CONFIRM_ABOVE = _read("ORDER_CONFIRM_ABOVE", _amount, Decimal("1.00"))
 
 # ---------------------------------------------------------------- logging
 LOGGING = {

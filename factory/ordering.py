@@ -16,7 +16,7 @@ from factory.models import (
 from factory.models.orders import SEED_LIMIT
 from factory.parameters.items import SENTINEL, MachineRules, resolve_item
 from factory.parameters.prompts import count_prompts, expand_prompts, interpolate
-from factory.parameters.schema import ParameterError, check_plain_json
+from factory.parameters.schema import ParameterError, check_plain_json, check_text
 from factory.parameters.sweeps import check_sweeps, count_items, expand
 
 MACHINE_FIELD = "machine"
@@ -52,6 +52,7 @@ class _Context:
     def __init__(self, order: Order) -> None:
         for name in ("base_parameters", "sweeps", "tokens", "required_parameters"):
             check_plain_json(getattr(order, name), name)
+        check_text(order.prompt, "prompt")
         self.order = order
         self.sweeps = check_sweeps(order.sweeps)
         self.swept = {e["field"] for group in self.sweeps for e in group}

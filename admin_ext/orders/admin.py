@@ -11,6 +11,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
 from admin_ext.actions import confirm_retry
+from admin_ext.orders.drafting import DraftFormMixin
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
@@ -23,7 +24,7 @@ PREVIEW_ITEMS = 5
 
 
 @admin.register(Order)
-class OrderAdmin(ModelAdmin):
+class OrderAdmin(DraftFormMixin, ModelAdmin):
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
         "item_count", "estimated_cost", "created_at",
@@ -37,18 +38,6 @@ class OrderAdmin(ModelAdmin):
     readonly_fields = [
         "status", "item_count", "estimated_cost", "created_by", "created_at",
         "placed_at", "finished_at",
-    ]
-    fieldsets = [
-        (None, {"fields": ["title", "machine", "project", "prompt"]}),
-        ("Parameters", {"fields": [
-            "base_parameters", "sweeps", "runs", "seed_strategy", "seed",
-            "safety_checker",
-        ]}),
-        ("Prompt and tokens", {"fields": [
-            "prompt_mode", "prompt_samples", "tokens", "required_parameters",
-        ]}),
-        ("Limits and origin", {"fields": ["item_ceiling", "template", "source_order"]}),
-        ("State", {"fields": readonly_fields}),
     ]
     actions_detail = ["place_detail", "order_again_detail", "save_template_detail"]
     actions = ["retry_failed_orders", "cancel_orders"]
@@ -69,7 +58,7 @@ class OrderAdmin(ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if not change:
             obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        super().save_model(request, obj, form, change)  # the mixin notes count and cost
 
     def has_order_again_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("factory.add_order")
@@ -175,9 +164,10 @@ class OrderAdmin(ModelAdmin):
         try:
             if request.method == "POST":
                 place_order(order)
-                messages.success(
-                    request, f"{order} placed: {order.item_count} items queued."
-                )
+                messages.success(request, ngettext(
+                    "%(order)s placed: %(n)d item queued.",
+                    "%(order)s placed: %(n)d items queued.", order.item_count,
+                ) % {"order": order, "n": order.item_count})
                 return HttpResponseRedirect(change_url)
             plan = plan_order(order)
         except ParameterError as exc:

@@ -133,10 +133,17 @@ class Order(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        from factory.parameters.schema import ParameterError, check_plain_json
+        from factory.parameters.schema import (
+            ParameterError, check_plain_json, check_text,
+        )
         from factory.parameters.sweeps import check_sweeps
 
         errors = {}
+        for name in ("title", "prompt"):
+            try:
+                check_text(getattr(self, name), name)
+            except ParameterError as exc:
+                errors[name] = str(exc)
         for name in ("base_parameters", "sweeps", "tokens", "required_parameters"):
             try:
                 check_plain_json(getattr(self, name), name)

@@ -2,6 +2,7 @@
 from functools import lru_cache
 import json
 import math
+import re
 from typing import Any, Callable
 
 import fastjsonschema
@@ -48,14 +49,36 @@ def fast_check(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
     return is_valid
 
 
+# C0 controls other than tab, newline and carriage return, DEL, C1 controls,
+# and lone UTF-16 surrogates: no provider wants them and PostgreSQL refuses
+# NUL and unpaired surrogates in text and JSON.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_text(value: str, where: str) -> None:
+    """Refuse control characters and lone surrogates, naming the first."""
+    found = _UNPRINTABLE.search(value)
+    if found:
+        char = found.group()
+        kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+        raise ParameterError(
+            f"{where}: contains {kind} (U+{ord(char):04X}) at position "
+            f"{found.start() + 1}; remove it"
+        )
+
+
 def check_plain_json(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse NaN, Infinity and nesting deeper than MAX_JSON_DEPTH."""
+    """Refuse NaN, Infinity, nesting deeper than MAX_JSON_DEPTH, and text
+    with control characters or lone surrogates."""
     if depth > MAX_JSON_DEPTH:
         raise ParameterError(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParameterError(f"{where}: {value} is not a finite number")
-    if isinstance(value, dict):
+    if isinstance(value, str):
+        check_text(value, where)
+    elif isinstance(value, dict):
         for key, item in value.items():
+            check_text(str(key), f"{where} (a key)")
             check_plain_json(item, f"{where}/{key}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):

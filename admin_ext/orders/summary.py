@@ -1,0 +1,104 @@
+"""What the live preview says about an order form as typed."""
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import ngettext
+
+from factory.models import FactoryMachine
+from factory.ordering import PlannedItem, count_order_items
+from factory.parameters.pricing import megapixels, output_count, seconds
+from factory.parameters.schema import ParameterError
+
+PREVIEW_ITEMS = 8
+
+
+@dataclass
+class ItemRow:
+    index: int
+    prompt: str
+    swept: list[tuple[str, str]]
+    seed: int | None
+    cost: Decimal
+    machine: str
+
+
+@dataclass
+class ErrorRow:
+    field: str
+    message: str
+
+
+def place_label(count: int, cost: Decimal, currency: str) -> str:
+    """The place button's words: 'Place 6 items · 0.1500 USD'."""
+    words = ngettext("Place %(n)d item", "Place %(n)d items", count) % {"n": count}
+    return f"{words} · {cost} {currency}"
+
+
+def _factor(machine: FactoryMachine, params: dict[str, Any]) -> str:
+    """How one item's cost follows from its parameters, in words."""
+    unit = machine.price_unit
+    if unit == "output":
+        return f"{output_count(params)} output(s)"
+    if unit == "megapixel":
+        mp = megapixels(params) * output_count(params)
+        return f"{mp.normalize():f} megapixels"
+    if unit == "second":
+        return f"{seconds(params).normalize():f} s of output"
+    if unit == "compute_second":
+        return "1 compute second (estimate)"
+    return "1 request"
+
+
+def _row(item: PlannedItem) -> ItemRow:
+    prompt = item.parameters.get("prompt", "")
+    swept = [(key, str(value)) for key, value in item.field_values.items()
+             if key != "prompt"]
+    return ItemRow(item.index, prompt, swept, item.seed, item.cost, item.machine.name)
+
+
+def _errors(form) -> list[ErrorRow]:
+    rows = []
+    for name, messages in form.errors.items():
+        label = str(form[name].label) if name in form.fields else "Order"
+        rows.extend(ErrorRow(label, str(message)) for message in messages)
+    return rows
+
+
+def _count(form) -> int | None:
+    if form.plan is not None:
+        return form.plan.count
+    try:
+        return count_order_items(form.instance) if form.instance.machine_id else None
+    except (ParameterError, TypeError, ValueError):
+        return None
+
+
+def preview_context(form) -> dict[str, Any]:
+    """Count, cost and its formula, warnings, first items, located errors."""
+    plan = form.plan
+    machine = getattr(form.instance, "machine", None) if form.instance.machine_id else None
+    count = _count(form)
+    context: dict[str, Any] = {
+        "form": form, "plan": plan, "count": count, "machine": machine,
+        "errors": _errors(form), "can_place": plan is not None and not form.errors,
+        "confirm_above": settings.ORDER_CONFIRM_ABOVE,
+    }
+    if plan is None or machine is None:
+        return context
+    currency = machine.price_currency
+    first = plan.items[0] if plan.items else None
+    context.update(
+        items=[_row(item) for item in plan.items[:PREVIEW_ITEMS]],
+        currency=currency,
+        label=place_label(plan.count, plan.estimated_cost, currency),
+        price=f"{machine.price_amount.normalize():f} {currency} "
+              f"{machine.get_price_unit_display()}",
+        factor=_factor(machine, first.parameters) if first else "",
+        item_cost=first.cost if first else Decimal(0),
+        confirms=plan.estimated_cost > Decimal(str(settings.ORDER_CONFIRM_ABOVE))
+        or bool(form.instance.item_ceiling),
+        cross_machine=len({item.machine.pk for item in plan.items}) > 1,
+    )
+    return context
