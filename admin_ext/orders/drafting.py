@@ -190,7 +190,7 @@ class DraftFormMixin:
         dropped: list[str] = []
         if machine is not None and isinstance(values, dict) and old is not None:
             values, dropped = parameters.in_machine_terms(
-                machine, parameters.overrides(old, values))
+                machine, parameters.changed_for_switch(old, values))
         form_class = type("SwitchedOrderForm", (self.get_form(request, obj),), {
             "machine_for_parameters": machine, "dropped_keys": dropped})
         form = form_class(instance=obj, initial={"base_parameters": values})

@@ -111,3 +111,12 @@ def overrides(machine: FactoryMachine, values: dict[str, Any]) -> dict[str, Any]
         key: value for key, value in values.items()
         if value not in ("", None) and (key not in defaults or defaults[key] != value)
     }
+
+
+def changed_for_switch(machine: FactoryMachine, values: dict[str, Any]) -> dict[str, Any]:
+    """What to carry to another machine: the changed values, and a size
+    as a whole (width with height) when either half changed."""
+    changed = overrides(machine, values)
+    if {"width", "height"} & set(changed) and {"width", "height"} <= set(values):
+        changed.update(width=values["width"], height=values["height"])
+    return changed

@@ -1,5 +1,6 @@
 """What the live preview says about an order form as typed."""
 from dataclasses import dataclass
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -97,6 +98,8 @@ def preview_context(form) -> dict[str, Any]:
               f"{machine.get_price_unit_display()}",
         factor=_factor(machine, first.parameters) if first else "",
         item_cost=first.cost if first else Decimal(0),
+        first_sent=json.dumps(first.parameters, indent=2, ensure_ascii=False)
+        if first else "",
         confirms=plan.estimated_cost > Decimal(str(settings.ORDER_CONFIRM_ABOVE))
         or bool(form.instance.item_ceiling),
         cross_machine=len({item.machine.pk for item in plan.items}) > 1,

@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from factory.models.catalog import FactoryMachine
+from factory.parameters.items import SEED_LIMIT
 from factory.models.projects import Project
 
 
@@ -44,7 +45,6 @@ class SeedStrategy(models.TextChoices):
 
 
 FINISHED = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
-SEED_LIMIT = 2**32
 
 
 def draw_seed_base() -> int:

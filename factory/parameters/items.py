@@ -9,6 +9,7 @@ from factory.parameters.schema import ParameterError, fast_check, schema_errors
 from factory.parameters.translate import MachineInputs, translate
 
 SENTINEL = "\x00"
+SEED_LIMIT = 2**32
 
 
 @dataclass
@@ -58,6 +59,16 @@ def _interpolate_strings(params: dict[str, Any], tokens: Mapping[str, Any]) -> N
             params[key] = interpolate(value, tokens, field=key)
 
 
+def _checked_seed(value: Any, index: int) -> int:
+    """A seed given as a parameter: a whole number in the seed range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            0 <= value < SEED_LIMIT):
+        raise ParameterError(
+            f"item {index}: seed must be a whole number from 0 to "
+            f"{SEED_LIMIT - 1:,}, got {value!r}")
+    return value
+
+
 def resolve_item(
     rules: MachineRules, user: dict[str, Any], prompt: str | None, seed: int | None,
     *, strict: bool, required: set[str], tokens: Mapping[str, Any], index: int,
@@ -71,7 +82,7 @@ def resolve_item(
     if prompt is not None and "prompt" in rules.properties:
         params["prompt"] = restore_tokens(prompt, {**tokens, **params})
     if "seed" in rules.properties:
-        seed = int(params["seed"]) if "seed" in translation.params else seed
+        seed = _checked_seed(params["seed"], index) if "seed" in translation.params else seed
         if seed is not None:
             params["seed"] = seed
     else:

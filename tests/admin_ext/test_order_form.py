@@ -270,3 +270,17 @@ def test_switching_machine_carries_values_and_lists_what_was_dropped(catalog, cl
     assert data["num_inference_steps"] == 28  # the new machine's default
     assert "negative_prompt" in html.unescape(text) and "dropped" in text
     assert f'name="parameters_machine" value="{flux.pk}"' in text
+
+
+@pytest.mark.django_db
+def test_switching_carries_a_size_when_only_one_side_changed(catalog, client):
+    demo = FactoryMachine.objects.get(slug="demo-image")
+    flux = FactoryMachine.objects.get(slug="fal-flux-dev")
+    values = {**parameters.machine_defaults(demo), "width": 512}
+    response = client.post(reverse("admin:factory_order_switch_machine"), {
+        "machine": str(flux.pk), "parameters_machine": str(demo.pk),
+        "base_parameters": json.dumps(values),
+    })
+    data = json.loads(_config(response.content.decode())["data"])
+    assert data["image_size"] == {"width": 512, "height": 768}
+    assert "dropped" not in response.content.decode()

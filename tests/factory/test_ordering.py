@@ -128,3 +128,12 @@ def test_preview_seeds_are_the_placed_seeds(catalog):
     place_order(order)
     placed = list(order.items.order_by("index").values_list("seed", flat=True))
     assert placed == previews[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("seed", ["abc", "2", 2.7, False, -1, 2**64])
+def test_a_seed_that_is_not_a_whole_number_in_range_is_refused(catalog, seed):
+    order = _order(sweeps=[[{"field": "seed", "values": [seed]}]])
+    with pytest.raises(ParameterError, match="seed must be a whole number"):
+        place_order(order)
+    assert not OrderItem.objects.exists()
