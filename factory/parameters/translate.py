@@ -55,11 +55,19 @@ def _fits(machine: MachineInputs, key: str, value: Any) -> bool:
 
 
 def _unknown(machine: MachineInputs, key: str) -> str:
-    known = list(machine.properties)
-    close = difflib.get_close_matches(key, known + list(SYNONYMS), n=1)
+    """Why ``key`` is refused, with the closest name the machine does take."""
+    props = machine.properties
+    offered = list(props) + [
+        common for common, target in machine.aliases.items()
+        if target in props and common != target
+    ]
+    close = [c for c in difflib.get_close_matches(key, offered, n=3) if c != key]
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return (f"{machine.slug} does not accept {key!r}.{hint} "
-            f"It accepts: {', '.join(known)}.")
+    return f"{machine.slug} does not accept {key!r}.{hint}"
+
+
+def _accepts(machine: MachineInputs) -> str:
+    return f"It accepts: {', '.join(machine.properties)}."
 
 
 def nearest_aspect_ratio(width: int, height: int, choices: list[str]) -> str:
@@ -140,6 +148,13 @@ def translate(
     pending = dict(user_params)
     if "width" in pending and "height" in pending and "width" not in props:
         translator.add_size(pending.pop("width"), pending.pop("height"))
+    refused = []
     for key, value in pending.items():
-        translator.add(key, value)
+        try:
+            translator.add(key, value)
+        except ParameterError as exc:  # name every refused key at once
+            refused.append(str(exc))
+    if refused:
+        unknown = any("does not accept" in reason for reason in refused)
+        raise ParameterError(" ".join(refused + ([_accepts(machine)] if unknown else [])))
     return translator.result

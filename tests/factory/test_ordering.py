@@ -137,3 +137,17 @@ def test_a_seed_that_is_not_a_whole_number_in_range_is_refused(catalog, seed):
     with pytest.raises(ParameterError, match="seed must be a whole number"):
         place_order(order)
     assert not OrderItem.objects.exists()
+
+
+@pytest.mark.django_db
+def test_every_unknown_key_is_named_and_hints_are_keys_the_machine_has(catalog):
+    order = _order(slug="fal-flux-dev",
+                   base_parameters={"negative_prompt": "blur", "stepz": 4, "colour": 1})
+    with pytest.raises(ParameterError) as refused:
+        place_order(order)
+    message = str(refused.value)
+    assert "does not accept 'negative_prompt'." in message
+    assert "Did you mean 'negative_prompt'" not in message
+    assert "does not accept 'stepz'. Did you mean 'steps'?" in message
+    assert "'colour'" in message
+    assert message.count("It accepts:") == 1
