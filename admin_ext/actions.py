@@ -2,7 +2,8 @@
 
 So the action first shows a confirmation page with the item count and the
 estimated cost, as Django's ``delete_selected`` does, and spends only when
-that page posts back with its ``confirm`` field.
+that page posts back with its ``confirm`` field. Unfold dialog actions
+leave through ``finish_dialog``.
 """
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin

@@ -87,7 +87,9 @@ class MachineForm(BaseDialogForm):
         self.source = get_object_or_404(
             _sources(self.source_model), pk=self.object_id
         )
-        self.fields["machine"].choices = machine_choices(self.source)
+        self.fields["machine"].choices = [
+            ("", "Choose a machine…"), *machine_choices(self.source)
+        ]
 
     def clean_machine(self) -> FactoryMachine:
         return FactoryMachine.objects.select_related("provider").get(

@@ -317,3 +317,10 @@ def test_machine_dialog_queries_are_bounded(demo_order, operator,
     client = client_for(operator)
     with django_assert_max_num_queries(12):
         client.get(machine_url("order", demo_order), **HTMX)
+
+
+def test_machine_dialog_without_a_choice_asks_again(demo_order, operator):
+    response = client_for(operator).post(machine_url("order", demo_order), DIALOG,
+                                         **HTMX)
+    assert "This field is required." in response.content.decode()
+    assert Order.objects.count() == 1
