@@ -2,13 +2,14 @@
 
 So the action first shows a confirmation page with the item count and the
 estimated cost, as Django's ``delete_selected`` does, and spends only when
-that page posts back with its ``confirm`` field.
+that page posts back with its ``confirm`` field. Unfold dialog actions
+leave through ``finish_dialog``.
 """
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.translation import ngettext
 
@@ -51,3 +52,13 @@ def confirm_retry(
         "changelist_url": request.get_full_path(),
     }
     return TemplateResponse(request, "admin_ext/retry_failed.html", context)
+
+
+def finish_dialog(request: HttpRequest, url: str) -> HttpResponse:
+    """Leave an unfold dialog for ``url``: htmx follows ``HX-Redirect``, a
+    plain form post (no JavaScript) a normal redirect."""
+    if request.headers.get("HX-Request"):
+        response = HttpResponse(status=200)
+        response["HX-Redirect"] = url
+        return response
+    return HttpResponseRedirect(url)

@@ -10,6 +10,9 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
 from admin_ext.display import thumbnail_html
+from admin_ext.variations import (
+    ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
+)
 from admin_ext.filters import MachineFilter
 from factory.models import MediaFile, Product
 from factory.recipes import order_again_from_product
@@ -41,8 +44,8 @@ class ProductAdmin(ModelAdmin):
             "media", "media_type", "cost", "created_at",
         ]}),
     ]
-    actions = ["mark_favorite"]
-    actions_detail = ["order_again_detail"]
+    actions = ["mark_favorite", "vary_seed_selected"]
+    actions_detail = ["vary_seed_detail", "order_again_detail", "other_machine_detail"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).for_grid()
@@ -100,6 +103,43 @@ class ProductAdmin(ModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:factory_order_change", args=[order.pk])
         )
+
+    @action(description="Vary seed", url_path="vary-seed", icon="casino",
+            permissions=["order_again"], dialog={
+                "title": "Vary seed",
+                "description": "One new draft repeating this call with new "
+                "random seeds; nothing is spent until it is placed.",
+                "form_class": VarySeedForm, "form_submit_text": "Create draft",
+            })
+    def vary_seed_detail(
+        self, request: HttpRequest, form: VarySeedForm, object_id: str
+    ) -> HttpResponse:
+        """Write one draft of new-seed variations and open it."""
+        product = get_object_or_404(
+            Product.objects.select_related("machine", "item__order"), pk=object_id
+        )
+        return run_vary_seed(self, request, product, form.cleaned_data["count"])
+
+    @action(description="Vary seed", permissions=["order_again"])
+    def vary_seed_selected(
+        self, request: HttpRequest, queryset: QuerySet[Product]
+    ) -> HttpResponse:
+        """Ask how many variations, then write one draft per product."""
+        return confirm_vary_seed(self, request, queryset, "vary_seed_selected")
+
+    @action(description="On another machine", url_path="other-machine",
+            icon="swap_horiz", permissions=["order_again"], dialog={
+                "title": "Order on another machine",
+                "description": "A new one-item draft with this prompt and seed on "
+                "the machine you pick; parameters it cannot take are dropped "
+                "and listed.",
+                "form_class": ProductMachineForm, "form_submit_text": "Create draft",
+            })
+    def other_machine_detail(
+        self, request: HttpRequest, form: ProductMachineForm, object_id: str
+    ) -> HttpResponse:
+        """Write the draft on the chosen machine and open it."""
+        return run_switch(self, request, form)
 
 
 @admin.register(MediaFile)

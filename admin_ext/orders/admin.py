@@ -11,13 +11,17 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
 from admin_ext.actions import confirm_retry
+from admin_ext.orders.cancelling import (
+    CancelOrderForm, confirm_cancel, run_cancel, stopped_message,
+)
 from admin_ext.orders.drafting import DraftFormMixin
+from admin_ext.variations import MachineForm, run_switch
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
-from factory.production.cancel import cancel_order
+from factory.production.cancel import OPEN_ORDERS, cancel_items, cancel_order
 from factory.recipes import diff_orders, order_again, save_as_template
 
 PREVIEW_ITEMS = 5
@@ -39,7 +43,10 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         "status", "item_count", "estimated_cost", "created_by", "created_at",
         "placed_at", "finished_at",
     ]
-    actions_detail = ["place_detail", "order_again_detail", "save_template_detail"]
+    actions_detail = [
+        "place_detail", "order_again_detail", "other_machine_detail",
+        "save_template_detail", "cancel_detail",
+    ]
     actions = ["retry_failed_orders", "cancel_orders"]
 
     def get_queryset(self, request):
@@ -82,11 +89,20 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         return confirm_retry(self, request, queryset, items, "retry_failed_orders")
 
     @action(description="Cancel", permissions=["change"])
-    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        cancelled = sum(cancel_order(order) for order in queryset)
-        self.message_user(request, ngettext(
-            "%d order cancelled.", "%d orders cancelled.", cancelled) % cancelled,
-            messages.SUCCESS)
+    def cancel_orders(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        """Ask first: how many orders close, items stop, items finish."""
+        open_orders = queryset.filter(status__in=OPEN_ORDERS)
+
+        def run() -> str:
+            cancelled = sum(cancel_order(order) for order in open_orders)
+            return ngettext("%d order cancelled.", "%d orders cancelled.",
+                            cancelled) % cancelled
+
+        items = OrderItem.objects.filter(order__in=open_orders.values("pk"))
+        return confirm_cancel(self, request, queryset, items, "cancel_orders",
+                              run, orders=open_orders.count())
 
     @action(description="Place order", url_path="place", icon="rocket_launch",
             permissions=["change"])
@@ -187,6 +203,32 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         }
         return TemplateResponse(request, "admin_ext/orders/place_order.html", context)
 
+    @action(description="Cancel order", url_path="cancel", icon="cancel",
+            permissions=["change"], dialog={
+                "title": "Stop this order?",
+                "description": "Cancelling cannot be undone; the order can be "
+                "ordered again as a new draft.",
+                "form_class": CancelOrderForm, "form_submit_text": "Stop order",
+            })
+    def cancel_detail(
+        self, request: HttpRequest, form: CancelOrderForm, object_id: str
+    ) -> HttpResponse:
+        """Close the order and stop its unfinished items, after the dialog."""
+        return run_cancel(self, request, object_id)
+
+    @action(description="On another machine", url_path="other-machine",
+            icon="swap_horiz", permissions=["order_again"], dialog={
+                "title": "Order on another machine",
+                "description": "A new draft with this recipe on the machine you "
+                "pick; parameters it cannot take are dropped and listed.",
+                "form_class": MachineForm, "form_submit_text": "Create draft",
+            })
+    def other_machine_detail(
+        self, request: HttpRequest, form: MachineForm, object_id: str
+    ) -> HttpResponse:
+        """Write the draft on the chosen machine and open it."""
+        return run_switch(self, request, form)
+
 
 @admin.register(OrderItem)
 class OrderItemAdmin(ModelAdmin):
@@ -199,7 +241,7 @@ class OrderItemAdmin(ModelAdmin):
     search_fields = ["request_id", "last_error", "order__title"]
     readonly_fields = [f.name for f in OrderItem._meta.fields]
     list_per_page = 100
-    actions = ["retry_failed"]
+    actions = ["retry_failed", "cancel_chosen_items"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -217,3 +259,17 @@ class OrderItemAdmin(ModelAdmin):
     @display(description="Last error")
     def short_error(self, obj: OrderItem) -> str:
         return obj.last_error[:80]
+
+    def has_cancel_items_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Items are cancelled as part of their order.
+        return request.user.has_perm("factory.change_order")
+
+    @action(description="Cancel items", permissions=["cancel_items"])
+    def cancel_chosen_items(
+        self, request: HttpRequest, queryset: QuerySet[OrderItem]
+    ) -> HttpResponse | None:
+        """Ask first; only unfinished items stop, collecting ones finish."""
+        return confirm_cancel(
+            self, request, queryset, queryset, "cancel_chosen_items",
+            lambda: stopped_message(cancel_items(queryset)),
+        )

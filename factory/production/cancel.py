@@ -5,8 +5,9 @@ for and done, so cancelling them would only throw the result away.
 """
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
@@ -25,6 +26,24 @@ STOPPABLE = (
 )
 # A submitting item's own job cancels remotely once it has a request id.
 REMOTE = (ItemStatus.SUBMITTED, ItemStatus.SUBMIT_UNKNOWN)
+
+
+@dataclass(frozen=True)
+class CancelPlan:
+    """What cancelling would do: items that stop, items left to finish."""
+
+    stopping: int
+    finishing: int
+
+
+def plan_cancel(items: QuerySet) -> CancelPlan:
+    """Count what cancelling ``items`` would stop and leave running, in one
+    query; writes nothing."""
+    counts = dict(items.order_by().values_list("status").annotate(n=Count("id")))
+    return CancelPlan(
+        stopping=sum(counts.get(status, 0) for status in STOPPABLE),
+        finishing=counts.get(ItemStatus.COLLECTING, 0),
+    )
 
 
 def cancel_order(order: Order) -> bool:

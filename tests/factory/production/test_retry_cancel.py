@@ -208,7 +208,12 @@ def test_retry_plan_counts_and_prices_what_a_retry_would_queue(
 def test_admin_cancels_selected_orders(catalog, redis_db, lead):
     order = place_demo(lead, runs=2)
 
-    response = _post_action(lead, "order", "cancel_orders", [order.pk])
+    asked = _post_action(lead, "order", "cancel_orders", [order.pk])
+    assert "Cancel 1 order?" in asked.content.decode()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PLACED
+
+    response = _post_action(lead, "order", "cancel_orders", [order.pk], confirm="yes")
 
     assert "1 order cancelled." in response.content.decode()
     order.refresh_from_db()
