@@ -66,6 +66,14 @@ class OrderAdmin(ModelAdmin):
             return [*self.readonly_fields, "item_ceiling"]
         return self.readonly_fields
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """Prompt, tokens and sweeps get their visual editors."""
+        from admin_ext.orders.editors import EDITED_FIELDS, editor_widgets
+
+        if db_field.name in EDITED_FIELDS:
+            kwargs["widget"] = editor_widgets(request)[db_field.name]
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change) -> None:
         if not change:
             obj.created_by = request.user
