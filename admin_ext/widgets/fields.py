@@ -6,6 +6,10 @@ from factory.models import FactoryMachine
 
 SEED_MAXIMUM = 2**32 - 1
 SCALARS = ("integer", "number", "string", "boolean")
+PROMPT_HELP = ("Each value replaces the prompt above. ${tokens} work in it; "
+               "variants and wildcards do not.")
+MACHINE_HELP = ("Each value runs the order on that machine; parameters a "
+                "machine lacks are dropped with a warning in the preview.")
 
 
 def _types(spec: dict[str, Any]) -> list[str]:
@@ -59,8 +63,9 @@ def sweepable_fields(
     """Fields a sweep on ``machine`` may vary: the order's, then the model's.
 
     Each is ``{"name", "label", "type", "enum", "minimum", "maximum",
-    "group"}``; ``type`` is integer, number, string, boolean or object (JSON
-    values), ``group`` is "order" or "machine". The safety switch is left
+    "group"}``, plus ``"help"`` where a field needs explaining; ``type`` is
+    integer, number, string, boolean or object (JSON values), ``group`` is
+    "order" or "machine". The safety switch is left
     out: the order's safety checkbox owns it. ``machines`` are the ones a
     ``machine`` sweep may pick (default: every active machine).
     """
@@ -72,11 +77,12 @@ def sweepable_fields(
     seed = {"type": "integer", "minimum": 0, "maximum": SEED_MAXIMUM,
             **properties.get("seed", {})}
     fields = [
-        describe_field("prompt", {"type": "string"}, "order"),
+        {**describe_field("prompt", {"type": "string"}, "order"),
+         "help": PROMPT_HELP},
         describe_field("seed", seed, "order"),
         {**describe_field("machine", {"type": "string",
                                       "title": "compare machines"}, "order"),
-         "enum": slugs or None},
+         "enum": slugs or None, "help": MACHINE_HELP},
     ]
     fields += [
         describe_field(name, spec)

@@ -1,4 +1,5 @@
 """Build a sweep and a prompt with the editors only, in a real browser."""
+import json
 import re
 
 import pytest
@@ -14,6 +15,15 @@ EXPECTED_SWEEPS = [
     [{"field": "prompt", "values": ["a fox in fresh snow", "a heron at dawn"]}],
     [{"field": "seed", "values": [20, 30, 40]}],
 ]
+
+# The live preview listens for bubbling input events on the form: record
+# which named fields fired them and the value each held at that moment.
+EDITED_FIELDS_SPY = """
+window.edits = {};
+document.querySelector("#order_form").addEventListener("input", (event) => {
+    if (event.target.name) window.edits[event.target.name] = event.target.value;
+});
+"""
 
 
 @pytest.fixture
@@ -38,6 +48,22 @@ def _log_in(page, live_server) -> None:
     page.fill("input[name=password]", "correct-horse-battery")
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/admin/$"))
+
+
+def _texts(locator) -> list[str]:
+    return [" ".join(text.split()) for text in locator.all_inner_texts()]
+
+
+def _add_token(page) -> None:
+    editor = page.locator(".af-tokens")
+    editor.get_by_role("button", name="Add a token").click()
+    key = editor.get_by_label("Token name").last
+    expect(key).to_be_focused()
+    key.press_sequentially("subject")
+    key.press("Enter")
+    value = editor.get_by_label("Token value").last
+    expect(value).to_be_focused()
+    value.press_sequentially("heron")
 
 
 def _screenshot(locator, name: str) -> None:
@@ -88,19 +114,26 @@ def test_sweep_and_prompt_built_with_the_editors(page, live_server, draft):
     _log_in(page, live_server)
     page.goto(f"{live_server.url}/admin/factory/order/{draft.pk}/change/")
 
+    page.evaluate(EDITED_FIELDS_SPY)
     tokens = page.locator(".field-prompt .af-token-use")
-    assert [" ".join(t.split()) for t in tokens.all_inner_texts()] == [
-        "${subject} not set", "${mood} misty"]
+    assert _texts(tokens) == ["${subject} not set", "${mood} misty"]
     _pick_wildcard(page)
+    _add_token(page)
+    assert _texts(tokens) == ["${subject} heron", "${mood} misty"]
 
     _build_sweep(page)
     _screenshot(page.locator(".field-sweeps"), "sweep-editor.png")
+    edits = page.evaluate("window.edits")
+    assert json.loads(edits["sweeps"]) == EXPECTED_SWEEPS
+    assert json.loads(edits["tokens"]) == {"mood": "misty", "subject": "heron"}
+    assert edits["prompt"].endswith("__lighting/overcast__")
     page.click("button[name=_continue]")
     page.wait_for_url(re.compile(r".*/change/$"))
     assert page.locator(".errornote").count() == 0
 
     draft.refresh_from_db()
     assert draft.sweeps == EXPECTED_SWEEPS
+    assert draft.tokens == {"mood": "misty", "subject": "heron"}
     assert draft.prompt.endswith("__lighting/overcast__")
     assert count_order_items(draft) == 6
     # Reopened, the saved sweep comes back as the same rows.

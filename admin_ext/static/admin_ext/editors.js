@@ -329,7 +329,7 @@
     },
     get summary() {
       const sizes = this.engine().map((g) => g[0].values.length);
-      if (!sizes.length) return "No sweep: every setting has one value.";
+      if (!sizes.length) return "";
       const uneven = this.groups.findIndex((g) => this.mismatch(g));
       if (uneven >= 0) return `Group ${uneven + 1} needs equal lengths before it can be counted.`;
       const product = sizes.length > 1 ? `${sizes.join(" × ")} = ` : "";
