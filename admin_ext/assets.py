@@ -6,3 +6,13 @@ from django.templatetags.static import static
 def order_form_css(request: HttpRequest) -> str:
     """The order form's layout and the jsonform inputs under unfold."""
     return static("admin_ext/order_form.css")
+
+
+def editors_css(request: HttpRequest) -> str:
+    """The prompt, tokens and sweep editors."""
+    return static("admin_ext/editors.css")
+
+
+def editors_js(request: HttpRequest) -> str:
+    """The editors' Alpine components, registered on alpine:init."""
+    return static("admin_ext/editors.js")

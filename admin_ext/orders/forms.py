@@ -17,6 +17,7 @@ from django_jsonform.widgets import JSONFormWidget
 from unfold.widgets import UnfoldAdminIntegerFieldWidget, UnfoldAdminTextareaWidget
 
 from admin_ext.orders import parameters
+from admin_ext.orders.editors import EDITED_FIELDS, editor_widgets
 from factory.models import FactoryMachine, Order
 from factory.models.orders import SEED_LIMIT
 from factory.ordering import OrderPlan, plan_order
@@ -202,6 +203,10 @@ class OrderForm(forms.ModelForm):
                     machine, self.instance.base_parameters or {})
         if "machine" in self.fields:
             self._offer_machines()
+        if any(name in self.fields for name in EDITED_FIELDS):
+            for name, widget in editor_widgets(machine).items():
+                if name in self.fields:
+                    self.fields[name].widget = widget
         if "seed_base" in self.fields:
             self.fields["seed_base"].initial = self.instance.seed_base
         for name in TEXT_FIELDS:
