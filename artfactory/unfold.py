@@ -1,4 +1,5 @@
 """django-unfold configuration: data only, callbacks as dotted paths."""
+from django.templatetags.static import static
 from django.urls import reverse_lazy
 
 UNFOLD = {
@@ -9,6 +10,7 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "admin_ext.dashboard.dashboard_callback",
+    "STYLES": [lambda request: static("admin_ext/progress.css")],
     "COLORS": {
         "primary": {
             "50": "oklch(97.7% .014 308.299)",
