@@ -37,7 +37,7 @@ def test_running_order_panel_polls_and_shows_its_work(catalog, viewer):
     html = response.content.decode()
     assert response.status_code == 200
     assert TRIGGER in html
-    assert 'hx-swap="outerHTML"' in html
+    assert 'hx-swap="outerHTML" hx-select="#order-progress"' in html
     assert f'hx-get="{progress_url(order)}"' in html
     assert "6 of 10 items finished" in html
     assert "60 %" in html
