@@ -16,3 +16,8 @@ def editors_css(request: HttpRequest) -> str:
 def editors_js(request: HttpRequest) -> str:
     """The editors' Alpine components, registered on alpine:init."""
     return static("admin_ext/editors.js")
+
+
+def progress_css(request: HttpRequest) -> str:
+    """Progress bars and the live order panel."""
+    return static("admin_ext/progress.css")

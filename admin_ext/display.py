@@ -1,7 +1,9 @@
 """Shared column renderers: thumbnails, state badges, progress bars."""
+from django.template.loader import render_to_string
 from django.utils.html import format_html
 
 from factory.models import ItemStatus, OrderStatus
+from factory.production.watching import Tally
 
 ORDER_COLOURS = {
     OrderStatus.DRAFT.label: "",
@@ -35,18 +37,18 @@ def thumbnail_html(url: str, alt: str, size: int = 96) -> str:
     )
 
 
-def progress_html(done: int, failed: int, total: int) -> str:
-    """A two-colour bar: completed in green, failed in red."""
-    if not total:
+def progress_html(tally: Tally | None, large: bool = False) -> str:
+    """A bar by state (completed, failed, cancelled, in flight, pending)."""
+    if tally is None or not tally.total:
         return "-"
-    ok = 100 * done / total
-    bad = 100 * failed / total
-    return format_html(
-        '<div title="{} done, {} failed of {}" style="min-width:8rem">'
-        '<div class="flex h-2 rounded-full overflow-hidden bg-base-200 '
-        'dark:bg-base-700">'
-        '<div class="bg-green-500" style="width:{}%"></div>'
-        '<div class="bg-red-500" style="width:{}%"></div></div>'
-        '<div class="text-xs mt-1">{} / {}</div></div>',
-        done, failed, total, f"{ok:.1f}", f"{bad:.1f}", done + failed, total,
+    parts = [
+        ("completed", tally.completed), ("failed", tally.failed),
+        ("cancelled", tally.cancelled), ("in-flight", tally.in_flight),
+    ]
+    segments = [
+        {"kind": kind, "width": f"{tally.share(n):.2f}"} for kind, n in parts if n
+    ]
+    return render_to_string(
+        "admin_ext/orders/_partials/bar.html",
+        {"tally": tally, "segments": segments, "large": large},
     )

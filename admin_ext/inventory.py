@@ -53,6 +53,12 @@ class ProductAdmin(ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def lookup_allowed(self, lookup: str, value: str, request=None) -> bool:
+        # An order's page links to its products through this lookup.
+        if lookup == "item__order__id__exact":
+            return True
+        return super().lookup_allowed(lookup, value, request)
+
     def has_order_again_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("factory.add_order")
 

@@ -9,7 +9,10 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "admin_ext.dashboard.dashboard_callback",
-    "STYLES": ["admin_ext.assets.order_form_css", "admin_ext.assets.editors_css"],
+    "STYLES": [
+        "admin_ext.assets.order_form_css", "admin_ext.assets.editors_css",
+        "admin_ext.assets.progress_css",
+    ],
     "SCRIPTS": ["admin_ext.assets.editors_js"],
     "COLORS": {
         "primary": {

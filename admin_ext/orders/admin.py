@@ -1,11 +1,12 @@
 """Orders and order items: the admin classes of the production section."""
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
@@ -18,7 +19,8 @@ from admin_ext.orders.drafting import DraftFormMixin
 from admin_ext.variations import MachineForm, run_switch
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
-from factory.models import ItemStatus, Order, OrderItem, OrderStatus
+from admin_ext.orders.progress import progress_urls
+from factory.models import Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
 from factory.production.cancel import OPEN_ORDERS, cancel_items, cancel_order
@@ -49,11 +51,12 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     ]
     actions = ["retry_failed_orders", "cancel_orders"]
 
+    list_before_template = "admin_ext/orders/list_before.html"
+    change_form_before_template = "admin_ext/orders/change_form_before.html"
+
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            n_done=Count("items", filter=Q(items__status=ItemStatus.COMPLETED)),
-            n_failed=Count("items", filter=Q(items__status=ItemStatus.FAILED)),
-        )
+        # Tallies are counted for the fetched page only, in one grouped query.
+        return super().get_queryset(request).with_tallies()
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != OrderStatus.DRAFT:
@@ -79,7 +82,11 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
 
     @display(description="Progress")
     def display_progress(self, obj: Order) -> str:
-        return progress_html(obj.n_done, obj.n_failed, obj.item_count)
+        # The id is where the list's poller swaps in fresh bars.
+        return format_html(
+            '<div id="order-progress-{}">{}</div>',
+            obj.pk, progress_html(getattr(obj, "tally", None)),
+        )
 
     @action(description="Retry failed items", permissions=["change"])
     def retry_failed_orders(
@@ -157,6 +164,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view(self.place_view)
         return [
+            *progress_urls(self),
             path("<int:object_id>/place-confirm/", view, name="factory_order_place"),
             *super().get_urls(),
         ]

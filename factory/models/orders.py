@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Count
+from django.db.models.query import ModelIterable
 from django.utils import timezone
 
 from factory.models.catalog import FactoryMachine
@@ -50,6 +51,37 @@ FINISHED = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 def draw_seed_base() -> int:
     """A fresh root for an order's random seeds, drawn once per order."""
     return secrets.randbelow(SEED_LIMIT)
+
+
+class OrderQuerySet(models.QuerySet):
+    """Orders; ``with_tallies()`` adds item counts read after the page."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._with_tallies = False
+
+    def with_tallies(self) -> "OrderQuerySet":
+        """Give each fetched order a ``tally`` from one grouped query.
+
+        The counts are read for the fetched rows only, after any LIMIT, so
+        a page of 100 orders never counts the items of all the others.
+        """
+        clone = self._chain()
+        clone._with_tallies = True
+        return clone
+
+    def _clone(self) -> "OrderQuerySet":
+        clone = super()._clone()
+        clone._with_tallies = self._with_tallies
+        return clone
+
+    def _fetch_all(self) -> None:
+        fresh = self._result_cache is None
+        super()._fetch_all()
+        if fresh and self._with_tallies and self._iterable_class is ModelIterable:
+            from factory.production.watching import attach_tallies
+
+            attach_tallies(self._result_cache)
 
 
 class Order(models.Model):
@@ -121,6 +153,8 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     placed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrderQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
