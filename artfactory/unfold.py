@@ -1,5 +1,10 @@
 """django-unfold configuration: data only, callbacks as dotted paths."""
+from django.templatetags.static import static
 from django.urls import reverse_lazy
+from django.utils.functional import lazy
+
+# Resolved when a page renders, not when settings load.
+static_lazy = lazy(static, str)
 
 UNFOLD = {
     "SITE_TITLE": "Art Factory",
@@ -9,6 +14,8 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "admin_ext.dashboard.dashboard_callback",
+    "STYLES": [static_lazy("admin_ext/machines.css")],
+    "SCRIPTS": [static_lazy("admin_ext/picker.js")],
     "COLORS": {
         "primary": {
             "50": "oklch(97.7% .014 308.299)",
