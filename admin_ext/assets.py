@@ -21,3 +21,13 @@ def editors_js(request: HttpRequest) -> str:
 def progress_css(request: HttpRequest) -> str:
     """Progress bars and the live order panel."""
     return static("admin_ext/progress.css")
+
+
+def machines_css(request: HttpRequest) -> str:
+    """The machine picker and the catalog's machine pages."""
+    return static("admin_ext/machines.css")
+
+
+def picker_js(request: HttpRequest) -> str:
+    """The machine picker's instant search."""
+    return static("admin_ext/picker.js")

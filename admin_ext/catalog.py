@@ -10,8 +10,10 @@ from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
+from admin_ext.display import KEY_COLOURS, key_status, key_status_html
 from admin_ext.filters import MachineFilter
 from factory.models import FactoryMachine, Provider, Template, Wildcard
+from factory.parameters.describe import describe_schema
 from factory.recipes import ImportReport, import_wildcard_files, order_from_template
 
 WILDCARD_FILE_BYTES = 5 * 1024 * 1024
@@ -31,9 +33,14 @@ class MachineInline(TabularInline):
 
 @admin.register(Provider)
 class ProviderAdmin(ModelAdmin):
-    list_display = ["name", "slug", "concurrency_limit", "machine_count", "is_active"]
+    list_display = [
+        "name", "slug", "display_key", "concurrency_limit", "machine_count",
+        "is_active",
+    ]
     list_editable = ["concurrency_limit", "is_active"]
     search_fields = ["name", "slug"]
+    readonly_fields = ["key_help"]
+    fields = ["name", "slug", "key_help", "concurrency_limit", "is_active", "description"]
     inlines = [MachineInline]
 
     def get_queryset(self, request):
@@ -42,6 +49,14 @@ class ProviderAdmin(ModelAdmin):
     @display(description="Machines", ordering="n_machines")
     def machine_count(self, obj: Provider) -> int:
         return obj.n_machines
+
+    @display(description="Key", label=KEY_COLOURS)
+    def display_key(self, obj: Provider) -> tuple[str, str]:
+        return key_status(obj.missing_key)
+
+    @display(description="Key")
+    def key_help(self, obj: Provider | None) -> str:
+        return key_status_html(obj.missing_key) if obj and obj.pk else "-"
 
 
 @admin.register(FactoryMachine)
@@ -54,18 +69,28 @@ class FactoryMachineAdmin(ModelAdmin):
     list_select_related = ["provider"]
     search_fields = ["name", "slug", "endpoint_id"]
     prepopulated_fields = {"slug": ["name"]}
+    change_form_outer_before_template = "admin_ext/catalog/machine_summary.html"
     fieldsets = [
         (None, {"fields": [
-            "name", "slug", "provider", "endpoint_id", "version", "modality",
-            "is_active", "description",
+            "name", "slug", "provider", "endpoint_id", "version", "output_key",
+            "modality", "is_active", "description",
         ]}),
         ("Price", {"fields": [
             "price_amount", "price_unit", "price_currency", "concurrency_limit",
         ]}),
-        ("Model inputs", {"fields": [
-            "input_schema", "defaults", "aliases", "safety", "output_key",
+        ("Raw model inputs", {"classes": ["collapse"], "fields": [
+            "input_schema", "defaults", "aliases", "safety",
         ]}),
     ]
+
+    def render_change_form(
+        self, request, context, add=False, change=False, form_url="", obj=None
+    ):
+        # The page reads first: the inputs as a table above the raw JSON.
+        if obj is not None:
+            context["schema_rows"] = describe_schema(obj.input_schema, obj.defaults)
+            context["machine"] = obj
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @display(description="Modality", label=True, ordering="modality")
     def display_modality(self, obj: FactoryMachine) -> str:
@@ -73,7 +98,7 @@ class FactoryMachineAdmin(ModelAdmin):
 
     @display(description="Price", ordering="price_amount")
     def display_price(self, obj: FactoryMachine) -> str:
-        return f"{obj.price_amount.normalize()} {obj.price_currency} {obj.get_price_unit_display()}"
+        return obj.price_label
 
 
 @admin.register(Template)

@@ -24,6 +24,22 @@ ITEM_COLOURS = {
     ItemStatus.SUBMIT_UNKNOWN.label: "warning",
 }
 
+KEY_COLOURS = {"configured": "success", "missing": "warning"}
+
+
+def key_status(missing_key: str | None) -> tuple[str, str]:
+    """A provider's key state for ``@display(label=KEY_COLOURS)``."""
+    if missing_key:
+        return "missing", f"needs {missing_key}"
+    return "configured", "configured"
+
+
+def key_status_html(missing_key: str | None) -> str:
+    """The key badge, with how to fix a missing key."""
+    return render_to_string(
+        "admin_ext/catalog/key_status.html", {"missing_key": missing_key}
+    )
+
 
 def thumbnail_html(url: str, alt: str, size: int = 96) -> str:
     """A lazily loaded square thumbnail that links to itself."""

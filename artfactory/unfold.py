@@ -11,9 +11,9 @@ UNFOLD = {
     "DASHBOARD_CALLBACK": "admin_ext.dashboard.dashboard_callback",
     "STYLES": [
         "admin_ext.assets.order_form_css", "admin_ext.assets.editors_css",
-        "admin_ext.assets.progress_css",
+        "admin_ext.assets.progress_css", "admin_ext.assets.machines_css",
     ],
-    "SCRIPTS": ["admin_ext.assets.editors_js"],
+    "SCRIPTS": ["admin_ext.assets.editors_js", "admin_ext.assets.picker_js"],
     "COLORS": {
         "primary": {
             "50": "oklch(97.7% .014 308.299)",

@@ -1,6 +1,8 @@
 """Orders and order items: the admin classes of the production section."""
+from functools import partial
+
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -19,6 +21,7 @@ from admin_ext.orders.drafting import DraftFormMixin
 from admin_ext.variations import MachineForm, run_switch
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
+from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
 from factory.models import Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
@@ -161,10 +164,20 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         }
         return TemplateResponse(request, "admin_ext/save_template.html", context)
 
+    def add_view(self, request, form_url="", extra_context=None):
+        """A bare "New order" first shows the machine picker."""
+        if picker.wants_picker(request):
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            return picker.picker_response(self, request)
+        return super().add_view(request, form_url, extra_context)
+
     def get_urls(self):
         view = self.admin_site.admin_view(self.place_view)
+        star = self.admin_site.admin_view(partial(picker.star_view, self))
         return [
             *progress_urls(self),
+            path("star/<int:machine_id>/", star, name="factory_order_star"),
             path("<int:object_id>/place-confirm/", view, name="factory_order_place"),
             *super().get_urls(),
         ]

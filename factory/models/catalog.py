@@ -107,6 +107,14 @@ class FactoryMachine(models.Model):
         return f"{self.name} ({self.provider.slug})"
 
     @property
+    def price_label(self) -> str:
+        """The price as people read it: ``0.025 USD per megapixel``."""
+        if not self.price_amount:
+            return "Free"
+        amount = f"{self.price_amount.normalize():f}"
+        return f"{amount} {self.price_currency} {self.get_price_unit_display()}"
+
+    @property
     def accepted_keys(self) -> list[str]:
         """Input keys the model accepts, in schema order."""
         return list(self.input_schema.get("properties", {}))

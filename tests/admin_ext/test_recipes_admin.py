@@ -169,8 +169,10 @@ def test_operator_sees_item_ceiling_read_only_and_cannot_raise_it(draft, operato
     assert response.status_code == 302
     draft.refresh_from_db()
     assert draft.item_ceiling is None
-    assert client.get(reverse("admin:factory_order_add")).context[
-        "adminform"].readonly_fields.count("item_ceiling") == 1
+    add_form = client.get(
+        reverse("admin:factory_order_add"), {"machine": draft.machine_id}
+    )
+    assert add_form.context["adminform"].readonly_fields.count("item_ceiling") == 1
 
 
 @pytest.mark.django_db
