@@ -197,9 +197,23 @@ class DraftFormMixin:
         if machine is not None:
             form.initial["base_parameters"] = {
                 **parameters.machine_defaults(machine), **values}
-        response = HttpResponse(str(form["base_parameters"]))
+        response = HttpResponse(str(form["base_parameters"]) + _sweeps_again(form, request))
         response["HX-Trigger-After-Settle"] = "order-changed"
         return response
+
+
+def _sweeps_again(form, request: HttpRequest) -> str:
+    """The sweep editor for the new machine, as an out-of-band swap, keeping
+    the sweeps as typed; nothing when they cannot be read."""
+    if "sweeps" not in form.fields:
+        return ""
+    try:
+        sweeps = load_json(request.POST.get("sweeps") or "[]", "sweeps")
+    except Exception:  # unreadable: leave the editor on the page alone
+        return ""
+    form.initial["sweeps"] = sweeps
+    form.fields["sweeps"].widget.swap_oob = True
+    return str(form["sweeps"])
 
 
 class _NotPost(Exception):

@@ -55,7 +55,7 @@ def _factor(machine: FactoryMachine, params: dict[str, Any]) -> str:
 def _row(item: PlannedItem) -> ItemRow:
     prompt = item.parameters.get("prompt", "")
     swept = [(key, str(value)) for key, value in item.field_values.items()
-             if key != "prompt"]
+             if key not in ("prompt", "seed")]
     return ItemRow(item.index, prompt, swept, item.seed, item.cost, item.machine.name)
 
 
@@ -97,6 +97,7 @@ def preview_context(form) -> dict[str, Any]:
         price=f"{machine.price_amount.normalize():f} {currency} "
               f"{machine.get_price_unit_display()}",
         factor=_factor(machine, first.parameters) if first else "",
+        free=not machine.price_amount,
         item_cost=first.cost if first else Decimal(0),
         first_sent=json.dumps(first.parameters, indent=2, ensure_ascii=False)
         if first else "",

@@ -22,7 +22,13 @@ def _json(value: Any) -> str:
 
 
 class _EditorWidget(UnfoldAdminTextareaWidget):
-    """A textarea wrapped in an editor; subclasses name their template."""
+    """A textarea wrapped in an editor; subclasses name their template.
+
+    ``swap_oob`` renders the editor as an htmx out-of-band swap of the one
+    already on the page (the order form re-draws it for a new machine).
+    """
+
+    swap_oob = False
 
     def __init__(self, attrs: dict[str, Any] | None = None) -> None:
         super().__init__(attrs={"rows": 6, **(attrs or {})})
@@ -34,6 +40,7 @@ class _EditorWidget(UnfoldAdminTextareaWidget):
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None):
         context = super().get_context(name, value, attrs)
         context["editor_data"] = self.editor_data()
+        context["swap_oob"] = self.swap_oob
         return context
 
 

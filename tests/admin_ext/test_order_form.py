@@ -262,6 +262,7 @@ def test_switching_machine_carries_values_and_lists_what_was_dropped(catalog, cl
     response = client.post(reverse("admin:factory_order_switch_machine"), {
         "machine": str(flux.pk), "parameters_machine": str(demo.pk),
         "base_parameters": json.dumps(values),
+        "sweeps": '[[{"field": "seed", "values": [1, 2]}]]',
     })
     assert response.status_code == 200
     text = response.content.decode()
@@ -270,6 +271,9 @@ def test_switching_machine_carries_values_and_lists_what_was_dropped(catalog, cl
     assert data["num_inference_steps"] == 28  # the new machine's default
     assert "negative_prompt" in html.unescape(text) and "dropped" in text
     assert f'name="parameters_machine" value="{flux.pk}"' in text
+    # The sweep editor comes again, offering the new machine's fields.
+    assert 'hx-swap-oob="outerHTML:.af-sweeps"' in text
+    assert "guidance_scale" in html.unescape(text)
 
 
 @pytest.mark.django_db
@@ -283,4 +287,4 @@ def test_switching_carries_a_size_when_only_one_side_changed(catalog, client):
     })
     data = json.loads(_config(response.content.decode())["data"])
     assert data["image_size"] == {"width": 512, "height": 768}
-    assert "dropped" not in response.content.decode()
+    assert "order-note-warning" not in response.content.decode()
