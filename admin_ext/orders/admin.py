@@ -115,7 +115,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
                               run, orders=open_orders.count())
 
     @action(description="Place order", url_path="place", icon="rocket_launch",
-            permissions=["change"])
+            permissions=["place"])
     def place_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return HttpResponseRedirect(
             reverse("admin:factory_order_place", args=[object_id])

@@ -51,7 +51,7 @@ PLACED_FIELDSETS = [
 ]
 
 
-def _machine_id(value: Any) -> int | None:
+def _as_id(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -67,7 +67,7 @@ class DraftFormMixin:
     # ------------------------------------------------------------ form
     def _form_machine(self, request: HttpRequest, obj: Order | None) -> FactoryMachine | None:
         source = request.POST if request.method == "POST" else request.GET
-        pk = _machine_id(source.get("machine"))
+        pk = _as_id(source.get("machine"))
         if pk is None and obj is not None:
             pk = obj.machine_id
         if pk is None:
@@ -83,6 +83,14 @@ class DraftFormMixin:
         if obj is not None and obj.status != OrderStatus.DRAFT:
             return PLACED_FIELDSETS
         return DRAFT_FIELDSETS
+
+    def has_place_permission(self, request, obj=None) -> bool:
+        """Drafts only; unfold hands detail actions the object's id."""
+        if obj is not None and not isinstance(obj, Order):
+            obj = Order.objects.filter(pk=_as_id(obj)).only("status").first()
+        if obj is not None and obj.status != OrderStatus.DRAFT:
+            return False
+        return self.has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.status != OrderStatus.DRAFT:
@@ -182,7 +190,7 @@ class DraftFormMixin:
             return HttpResponseNotAllowed(["POST"])
         machine = self._form_machine(request, obj)
         old = FactoryMachine.objects.filter(
-            pk=_machine_id(request.POST.get("parameters_machine"))).first()
+            pk=_as_id(request.POST.get("parameters_machine"))).first()
         try:
             values = load_json(request.POST.get("base_parameters") or "{}", "parameters")
         except Exception:  # unreadable values: start from the defaults

@@ -234,6 +234,7 @@ def test_placed_order_shows_neither_save_nor_delete(demo_order, client):
     assert page.status_code == 200
     assert 'name="_save"' not in text and 'name="_continue"' not in text
     assert "/delete/" not in text
+    assert "/place/" not in text  # no "Place order" on a placed order
     delete = client.get(reverse("admin:factory_order_delete", args=[demo_order.pk]))
     assert delete.status_code == 403
 
