@@ -9,7 +9,11 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "admin_ext.dashboard.dashboard_callback",
-    "STYLES": ["admin_ext.assets.order_form_css"],
+    "STYLES": [
+        "admin_ext.assets.order_form_css",
+        "admin_ext.inventory_assets.inventory_css",
+    ],
+    "SCRIPTS": ["admin_ext.inventory_assets.curation_js"],
     "COLORS": {
         "primary": {
             "50": "oklch(97.7% .014 308.299)",
