@@ -24,14 +24,18 @@
         this.$watch("selected", () => this.showCount());
       },
 
+      /* Not $root: inside a card that is the card's own x-data. */
+      grid() {
+        return document.getElementById("product-grid");
+      },
       cards() {
-        return [...this.$root.querySelectorAll("[data-card]")];
+        return [...this.grid().querySelectorAll("[data-card]")];
       },
       pks() {
         return this.cards().map((card) => card.dataset.pk);
       },
       card(pk = this.focusedPk) {
-        return this.$root.querySelector(`[data-card][data-pk="${pk}"]`);
+        return this.grid().querySelector(`[data-card][data-pk="${pk}"]`);
       },
       allSelected() {
         const pks = this.pks();
@@ -52,12 +56,15 @@
         counter.textContent = `${this.selected.length} of ${total} selected`;
       },
 
-      selectRange(pk) {
+      /* Select (or with on=false, unselect) from the anchor to pk. */
+      selectRange(pk, on = true) {
         const pks = this.pks();
         const from = pks.indexOf(this.anchorPk ?? pk);
         const to = pks.indexOf(pk);
         const range = pks.slice(Math.min(from, to), Math.max(from, to) + 1);
-        this.selected = [...new Set([...this.selected, ...range])];
+        this.selected = on
+          ? [...new Set([...this.selected, ...range])]
+          : this.selected.filter((other) => !range.includes(other));
       },
       toggleSelected(pk) {
         this.selected = this.selected.includes(pk)
@@ -65,14 +72,11 @@
           : [...this.selected, pk];
         this.anchorPk = pk;
       },
+      /* The box has its new state already; x-model records it on change. */
       selectClick(event, pk) {
         this.focusedPk = pk;
-        if (event.shiftKey && this.anchorPk) {
-          event.preventDefault(); // the range decides, not this one box
-          this.selectRange(pk);
-        } else {
-          this.anchorPk = pk;
-        }
+        if (event.shiftKey && this.anchorPk) this.selectRange(pk, event.target.checked);
+        else this.anchorPk = pk;
       },
       /* Shift-click on a picture selects; a plain click opens it. */
       openCard(event, pk) {
