@@ -31,3 +31,13 @@ def machines_css(request: HttpRequest) -> str:
 def picker_js(request: HttpRequest) -> str:
     """The machine picker's instant search."""
     return static("admin_ext/picker.js")
+
+
+def inventory_css(request: HttpRequest) -> str:
+    """Cards, overlays and toolbar of the products grid."""
+    return static("admin_ext/inventory.css")
+
+
+def curation_js(request: HttpRequest) -> str:
+    """The grid's selection, keyboard curation and refused-edit messages."""
+    return static("admin_ext/curation.js")

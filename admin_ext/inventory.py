@@ -3,12 +3,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from admin_ext.curation import confirm_rating, curation_urls, remember_view
 from admin_ext.display import thumbnail_html
 from admin_ext.variations import (
     ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
@@ -30,7 +32,9 @@ class ProductAdmin(ModelAdmin):
         "project", "tags",
     ]
     search_fields = ["prompt", "notes", "tags__name"]
-    list_per_page = 60
+    list_per_page = 120
+    show_full_result_count = False
+    change_list_template = "admin_ext/inventory/change_list.html"
     autocomplete_fields = ["project", "tags"]
     readonly_fields = [
         "display_preview", "item", "output_index", "media", "machine", "media_type",
@@ -44,7 +48,7 @@ class ProductAdmin(ModelAdmin):
             "media", "media_type", "cost", "created_at",
         ]}),
     ]
-    actions = ["mark_favorite", "vary_seed_selected"]
+    actions = ["mark_favorite", "unmark_favorite", "rate_selected", "vary_seed_selected"]
     actions_detail = ["vary_seed_detail", "order_again_detail", "other_machine_detail"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
@@ -146,6 +150,35 @@ class ProductAdmin(ModelAdmin):
     ) -> HttpResponse:
         """Write the draft on the chosen machine and open it."""
         return run_switch(self, request, form)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*curation_urls(self), *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        """The grid unless ``?view=table`` was chosen; the choice sticks."""
+        context = {
+            **(extra_context or {}),
+            "product_view": remember_view(request),
+            "can_curate": self.has_change_permission(request),
+        }
+        return super().changelist_view(request, context)
+
+    @action(description="Remove from favorites", permissions=["change"])
+    def unmark_favorite(
+        self, request: HttpRequest, queryset: QuerySet[Product]
+    ) -> None:
+        count = queryset.set_favorite(False)
+        self.message_user(request, ngettext(
+            "%d product removed from favorites.",
+            "%d products removed from favorites.", count,
+        ) % count)
+
+    @action(description="Rate…", permissions=["change"])
+    def rate_selected(
+        self, request: HttpRequest, queryset: QuerySet[Product]
+    ) -> TemplateResponse | None:
+        """Ask for one rating, then give it to every selected product."""
+        return confirm_rating(self, request, queryset, "rate_selected")
 
 
 @admin.register(MediaFile)

@@ -1,4 +1,5 @@
 """The inventory: stored media files and the products that show them."""
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -25,10 +26,52 @@ class MediaFile(models.Model):
         return self.file.name
 
 
+RATING_MESSAGE = "A rating is a whole number from 1 to 5."
+FAVORITE_MESSAGE = "Favorite is either on or off."
+FAVORITE_WORDS = {"1": True, "on": True, "true": True,
+                  "0": False, "off": False, "false": False}
+
+
+def clean_rating(value: object) -> int | None:
+    """A rating from user input: 1 to 5, or None for blank (no rating).
+
+    Raises ValidationError with a message fit to show as it is.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(RATING_MESSAGE, code="invalid_rating")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValidationError(RATING_MESSAGE, code="invalid_rating") from None
+    if not 1 <= number <= 5:
+        raise ValidationError(RATING_MESSAGE, code="invalid_rating")
+    return number
+
+
+def clean_favorite(value: object) -> bool:
+    """A favorite flag from user input such as "on", "off", "1" or "0"."""
+    if isinstance(value, bool):
+        return value
+    flag = FAVORITE_WORDS.get(str(value).strip().lower())
+    if flag is None:
+        raise ValidationError(FAVORITE_MESSAGE, code="invalid_favorite")
+    return flag
+
+
 class ProductQuerySet(models.QuerySet):
     def for_grid(self) -> "ProductQuerySet":
         """What the inventory grid reads, in one query."""
         return self.select_related("media", "machine__provider", "project")
+
+    def rate(self, value: object) -> int:
+        """Give every product the same rating (blank clears); returns the count."""
+        return self.update(rating=clean_rating(value))
+
+    def set_favorite(self, value: object) -> int:
+        """Mark or unmark every product as favorite; returns the count."""
+        return self.update(is_favorite=clean_favorite(value))
 
 
 class Product(models.Model):
@@ -83,3 +126,18 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return f"Product #{self.pk}"
+
+    def set_rating(self, value: object) -> None:
+        """Rate 1 to 5, or clear with None or blank; saves only the rating."""
+        self.rating = clean_rating(value)
+        self.save(update_fields=["rating"])
+
+    def set_favorite(self, value: object) -> None:
+        """Mark or unmark as favorite; saves only that flag."""
+        self.is_favorite = clean_favorite(value)
+        self.save(update_fields=["is_favorite"])
+
+    def toggle_favorite(self) -> bool:
+        """Flip the favorite flag, save it and return the new state."""
+        self.set_favorite(not self.is_favorite)
+        return self.is_favorite

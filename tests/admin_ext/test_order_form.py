@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -218,6 +219,8 @@ def test_bad_input_is_refused_in_form_and_preview_and_nothing_is_written(
 
 @pytest.mark.django_db
 def test_a_draft_holding_a_lone_surrogate_still_opens(catalog, client):
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL's jsonb refuses lone surrogates: such a draft cannot exist")
     order = Order.objects.create(
         machine=FactoryMachine.objects.get(slug="demo-image"), prompt="a fox",
         tokens={"mood": "\udfff"},

@@ -107,7 +107,7 @@ def test_pick_sweep_preview_place_and_watch_without_a_reload(
         "() => [...document.querySelectorAll('img[loading=lazy]')]"
         ".every(i => i.complete && i.naturalWidth > 0)"
     )
-    page.screenshot(path=str(SCREENSHOTS / "products.png"))
+    page.screenshot(path=str(SCREENSHOTS / "products-after-order.png"))
 
     page.goto(f"{live_server.url}/admin/factory/order/")
     assert page.get_by_text("Done", exact=True).count() >= 1

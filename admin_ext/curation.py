@@ -1,0 +1,162 @@
+"""Curating products from the grid: one-field edits and the bulk rating.
+
+The grid's favorite star and rating stars post to small endpoints that
+answer with the card to swap in. A refused edit answers 400 (bad value)
+or 403 (no permission) with a sentence to show; htmx leaves the card as
+it was, so it never shows a state the database does not hold.
+"""
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import ModelAdmin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from factory.models import Product
+from factory.models.inventory import RATING_MESSAGE, clean_rating
+
+CARD_TEMPLATE = "admin_ext/inventory/_partials/card.html"
+RATE_TEMPLATE = "admin_ext/inventory/rate_selected.html"
+VIEW_SESSION_KEY = "products_view"
+VIEWS = ("grid", "table")
+CONFIRM_FIELD = "confirm"
+
+Edit = Callable[[Product, QueryDict], None]
+
+
+def remember_view(request: HttpRequest) -> str:
+    """The products list's layout: ?view=grid|table, kept in the session.
+
+    The parameter is taken out of ``request.GET`` because the change list
+    would read it as a filter on a field that does not exist.
+    """
+    chosen = request.GET.get("view")
+    if "view" in request.GET:
+        request.GET = request.GET.copy()
+        del request.GET["view"]
+    if chosen in VIEWS:
+        request.session[VIEW_SESSION_KEY] = chosen
+        return chosen
+    return request.session.get(VIEW_SESSION_KEY, VIEWS[0])
+
+
+def edit_favorite(product: Product, data: QueryDict) -> None:
+    """Set the flag the card asked for, or flip it when none was sent.
+
+    Cards send the state they want, so a second person's click on a card
+    showing an old state still lands where that person meant.
+    """
+    if "favorite" in data:
+        product.set_favorite(data["favorite"])
+    else:
+        product.toggle_favorite()
+
+
+def edit_rating(product: Product, data: QueryDict) -> None:
+    """Rate from ``rating``: 1 to 5, blank for no rating."""
+    if "rating" not in data:
+        raise ValidationError(RATING_MESSAGE)
+    product.set_rating(data["rating"])
+
+
+def curation_urls(model_admin: ModelAdmin) -> list[URLPattern]:
+    """The grid's endpoints, to put before the admin's own URLs."""
+    def endpoint(edit: Edit) -> Callable[..., HttpResponse]:
+        @require_POST
+        def view(request: HttpRequest, object_id: int) -> HttpResponse:
+            return edit_card(model_admin, request, object_id, edit)
+        return model_admin.admin_site.admin_view(view)
+
+    return [
+        path("<int:object_id>/favorite/", endpoint(edit_favorite),
+             name="factory_product_favorite"),
+        path("<int:object_id>/rating/", endpoint(edit_rating),
+             name="factory_product_rating"),
+    ]
+
+
+def edit_card(
+    model_admin: ModelAdmin, request: HttpRequest, object_id: int, edit: Edit
+) -> HttpResponse:
+    """Apply one edit to one product and answer with its card."""
+    product = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
+    if not model_admin.has_change_permission(request, product):
+        return _refusal("You may not change products.", 403)
+    try:
+        edit(product, request.POST)
+    except ValidationError as exc:
+        return _refusal(" ".join(exc.messages), 400)
+    return TemplateResponse(request, CARD_TEMPLATE, card_context(
+        model_admin, request, product=product,
+    ))
+
+
+def card_context(model_admin: ModelAdmin, request: HttpRequest, **extra) -> dict:
+    """What a card reads besides its product."""
+    return {
+        "opts": model_admin.model._meta,
+        "can_curate": model_admin.has_change_permission(request),
+        **extra,
+    }
+
+
+def _refusal(message: str, status: int) -> HttpResponse:
+    """Plain text, which the grid's script shows as it is."""
+    return HttpResponse(message, status=status, content_type="text/plain")
+
+
+class RatingForm(forms.Form):
+    """The rating a bulk action gives every selected product."""
+
+    rating = forms.TypedChoiceField(
+        choices=[("", "No rating")] + [(str(n), "★" * n) for n in range(1, 6)],
+        coerce=clean_rating, empty_value=None, required=False,
+        widget=forms.RadioSelect,
+    )
+
+
+def confirm_rating(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet[Product],
+    action: str,
+) -> TemplateResponse | None:
+    """Ask for the rating, then give it to ``queryset``.
+
+    None sends the browser back to the change list with a message.
+    """
+    confirmed = request.POST.get(CONFIRM_FIELD) == "yes"
+    form = RatingForm(request.POST if confirmed else None)
+    if confirmed and form.is_valid():
+        rating = form.cleaned_data["rating"]
+        count = queryset.rate(rating)
+        if rating is None:
+            text = ngettext("Rating cleared on %(n)d product.",
+                            "Rating cleared on %(n)d products.", count)
+        else:
+            text = ngettext("%(n)d product rated %(r)d.",
+                            "%(n)d products rated %(r)d.", count)
+        model_admin.message_user(
+            request, text % {"n": count, "r": rating or 0}, messages.SUCCESS
+        )
+        return None
+    selected = list(queryset.values_list("pk", flat=True))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": ngettext("Rate %d product", "Rate %d products",
+                          len(selected)) % len(selected),
+        "form": form,
+        "selected": selected,
+        "action": action,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        "confirm_field": CONFIRM_FIELD,
+        "opts": model_admin.model._meta,
+        "changelist_url": request.get_full_path(),
+    }
+    return TemplateResponse(request, RATE_TEMPLATE, context)

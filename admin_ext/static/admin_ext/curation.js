@@ -1,0 +1,173 @@
+/* The products grid: selection, keyboard curation and refused edits.
+ *
+ * Django's actions.js binds only table rows, so the grid keeps its own
+ * selection (the checkboxes are still the `_selected_action` inputs the
+ * actions read). Ctrl/Cmd shortcuts are left to unfold.
+ */
+(function () {
+  "use strict";
+
+  const TYPING = "input:not([type=checkbox]):not([type=radio]), textarea, select, [contenteditable]";
+  const MOVES = { ArrowLeft: -1, ArrowRight: 1 };
+
+  function productGrid() {
+    return {
+      density: this.$persist("medium").as("af-products-density"),
+      selected: [],
+      focusedPk: null,
+      anchorPk: null,
+      help: false,
+
+      init() {
+        const first = this.cards()[0];
+        if (first) this.focusedPk = first.dataset.pk;
+        this.$watch("selected", () => this.showCount());
+      },
+
+      /* Not $root: inside a card that is the card's own x-data. */
+      grid() {
+        return document.getElementById("product-grid");
+      },
+      cards() {
+        return [...this.grid().querySelectorAll("[data-card]")];
+      },
+      pks() {
+        return this.cards().map((card) => card.dataset.pk);
+      },
+      card(pk = this.focusedPk) {
+        return this.grid().querySelector(`[data-card][data-pk="${pk}"]`);
+      },
+      allSelected() {
+        const pks = this.pks();
+        return pks.length > 0 && pks.every((pk) => this.selected.includes(pk));
+      },
+      toggleAll() {
+        this.selected = this.allSelected() ? [] : this.pks();
+      },
+      focusCard(pk) {
+        this.focusedPk = pk;
+      },
+
+      /* Django's counter text, which actions.js would keep for a table. */
+      showCount() {
+        const counter = document.querySelector("#changelist-form .action-counter");
+        if (!counter) return;
+        const total = counter.dataset.actionsIcnt || this.cards().length;
+        counter.textContent = `${this.selected.length} of ${total} selected`;
+      },
+
+      /* Select (or with on=false, unselect) from the anchor to pk. */
+      selectRange(pk, on = true) {
+        const pks = this.pks();
+        const from = pks.indexOf(this.anchorPk ?? pk);
+        const to = pks.indexOf(pk);
+        const range = pks.slice(Math.min(from, to), Math.max(from, to) + 1);
+        this.selected = on
+          ? [...new Set([...this.selected, ...range])]
+          : this.selected.filter((other) => !range.includes(other));
+      },
+      toggleSelected(pk) {
+        this.selected = this.selected.includes(pk)
+          ? this.selected.filter((other) => other !== pk)
+          : [...this.selected, pk];
+        this.anchorPk = pk;
+      },
+      /* The box has its new state already; x-model records it on change. */
+      selectClick(event, pk) {
+        this.focusedPk = pk;
+        if (event.shiftKey && this.anchorPk) this.selectRange(pk, event.target.checked);
+        else this.anchorPk = pk;
+      },
+      /* Shift-click on a picture selects; a plain click opens it. */
+      openCard(event, pk) {
+        if (!event.shiftKey) return;
+        event.preventDefault();
+        this.focusedPk = pk;
+        if (this.anchorPk) this.selectRange(pk);
+        else this.toggleSelected(pk);
+      },
+
+      columns(cards) {
+        const top = cards[0].offsetTop;
+        const count = cards.findIndex((card) => card.offsetTop !== top);
+        return count === -1 ? cards.length : count;
+      },
+      move(key) {
+        const cards = this.cards();
+        if (!cards.length) return;
+        const pks = cards.map((card) => card.dataset.pk);
+        const at = Math.max(0, pks.indexOf(this.focusedPk));
+        const step = MOVES[key] ?? (key === "ArrowUp" ? -1 : 1) * this.columns(cards);
+        const next = Math.min(cards.length - 1, Math.max(0, at + step));
+        this.focusedPk = pks[next];
+        cards[next].scrollIntoView({ block: "nearest" });
+      },
+
+      rate(value) {
+        const card = this.card();
+        if (!card || !card.dataset.ratingUrl) return;
+        htmx.ajax("POST", card.dataset.ratingUrl, {
+          source: card, target: card, swap: "outerHTML",
+          values: { rating: value },
+        });
+      },
+      favorite() {
+        const button = this.card()?.querySelector("[data-favorite-toggle]");
+        if (button) button.click();
+      },
+      open() {
+        const card = this.card();
+        if (card) window.location.href = card.dataset.href;
+      },
+
+      onKey(event) {
+        if (event.ctrlKey || event.metaKey || event.altKey) return;
+        if (event.target.closest && event.target.closest(TYPING)) return;
+        const key = event.key;
+        if (key === "Escape") { this.help = false; return; }
+        if (key === "?") { this.help = !this.help; event.preventDefault(); return; }
+        if (this.help) return;
+        if (key.startsWith("Arrow")) { this.move(key); event.preventDefault(); return; }
+        if (!this.focusedPk) return;
+        const lower = key.toLowerCase();
+        if (lower === "f") this.favorite();
+        else if (lower === "x") this.toggleSelected(this.focusedPk);
+        else if (key >= "1" && key <= "5" && key.length === 1) this.rate(key);
+        else if (key === "0") this.rate("");
+        else if (key === "Enter" && !event.target.closest("a, button")) this.open();
+        else return;
+        event.preventDefault();
+      },
+    };
+  }
+
+  document.addEventListener("alpine:init", () => {
+    window.Alpine.data("productGrid", productGrid);
+  });
+
+  /* A refused edit keeps the card as it was and says why. */
+  let toastTimer = null;
+  function toast(message) {
+    const box = document.getElementById("af-grid-toast");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, 5000);
+  }
+
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const status = event.detail.xhr.status;
+    const target = event.detail.target;
+    if (status < 400 || !target || !target.closest || !target.closest("[data-card]")) return;
+    event.detail.shouldSwap = false;
+    const text = event.detail.xhr.getResponseHeader("Content-Type")?.startsWith("text/plain")
+      ? event.detail.xhr.responseText : "";
+    toast(text || "That change was not saved. Reload the page and try again.");
+  });
+  document.addEventListener("htmx:sendError", (event) => {
+    if (event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("[data-card]")) {
+      toast("The server could not be reached; nothing was changed.");
+    }
+  });
+})();
