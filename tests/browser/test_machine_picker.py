@@ -43,8 +43,12 @@ def test_search_and_pick_a_machine(page, live_server, admin_login, demo_order, s
     assert audio.starred_by.filter(username=admin_login[0]).exists()
 
     page.fill("#picker-search", "demo")
+    # Alpine filters on its next tick: wait for the filter, not any card.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('article.picker-card')]"
+        ".filter(card => card.offsetParent !== null).length === 3"
+    )
     visible = page.locator("article.picker-card:visible")
-    visible.first.wait_for()
     names = visible.locator(".picker-name").all_inner_texts()
     assert sorted(names) == ["Demo audio", "Demo image", "Demo video"]
     assert page.locator("section[data-group=starred]").is_hidden()
