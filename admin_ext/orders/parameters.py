@@ -7,8 +7,7 @@ fields of their own on the order, so the form does not offer them.
 from typing import Any
 
 from factory.models import FactoryMachine
-from factory.parameters.schema import ParameterError
-from factory.parameters.translate import MachineInputs, translate
+from factory.variations import carry_parameters
 
 OWN_FIELDS = ("prompt", "seed")
 # Schema keywords the form editor understands; the rest stay server-side.
@@ -73,29 +72,21 @@ def form_schema(machine: FactoryMachine) -> dict[str, Any]:
 def in_machine_terms(
     machine: FactoryMachine, base: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
-    """Base parameters in the machine's own keys, and the keys dropped.
+    """Base parameters in the machine's offered keys, and the keys dropped.
 
-    Each key goes through the translation layer on its own (width and
-    height together), so one the machine cannot take drops only itself.
+    The translation is ``carry_parameters``' (key by key, width and height
+    together); a key that lands only on an input the form does not offer
+    counts as dropped too.
     """
-    inputs = MachineInputs(machine.slug, machine.input_schema, machine.aliases)
+    carried = carry_parameters(machine, base)
     offered = set(offered_keys(machine))
-    pending = dict(base)
-    parts = [{k: pending.pop(k) for k in ("width", "height")}] if (
-        "width" in pending and "height" in pending) else []
-    parts += [{key: value} for key, value in pending.items()]
-    params: dict[str, Any] = {}
-    dropped: list[str] = []
-    for part in parts:
-        try:
-            found = translate(inputs, part, strict=False).params
-        except ParameterError:
-            found = {}
-        kept = {k: v for k, v in found.items() if k in offered}
-        params.update(kept)
-        if not kept:
-            dropped.extend(part)
-    return params, dropped
+    params = {k: v for k, v in carried.params.items() if k in offered}
+    kept = {carried.origins[k] for k in params}
+    lost = dict.fromkeys(
+        source for key, source in carried.origins.items()
+        if key not in offered and source not in kept
+    )
+    return params, [*carried.dropped, *(key for source in lost for key in source)]
 
 
 def form_values(machine: FactoryMachine, base: dict[str, Any]) -> dict[str, Any]:

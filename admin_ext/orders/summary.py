@@ -94,8 +94,7 @@ def preview_context(form) -> dict[str, Any]:
         items=[_row(item) for item in plan.items[:PREVIEW_ITEMS]],
         currency=currency,
         label=place_label(plan.count, plan.estimated_cost, currency),
-        price=f"{machine.price_amount.normalize():f} {currency} "
-              f"{machine.get_price_unit_display()}",
+        price=machine.price_label,
         factor=_factor(machine, first.parameters) if first else "",
         free=not machine.price_amount,
         item_cost=first.cost if first else Decimal(0),
