@@ -14,6 +14,14 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+BROWSER_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every browser case runs once: its second database proves nothing new."""
+    for item in items:
+        if BROWSER_DIR in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.once)
 
 
 @pytest.fixture(scope="session")
