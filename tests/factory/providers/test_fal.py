@@ -301,7 +301,10 @@ def test_rejected_request_fails(fake_fal, backend, flux):
     fake_fal.output_fault = "rejected"
     request_id = backend.submit(flux, inputs())
     assert run_to_end(backend, flux, request_id) is RemoteState.FAILED
-    assert "flagged" in backend.status(flux, request_id).error
+    assert backend.status(flux, request_id).error == (
+        "fal refused the input (HTTP 422): prompt: The prompt was flagged by the"
+        " content checker"
+    )
 
 
 def test_result_before_completion_is_transient(fake_fal, backend, flux):

@@ -139,6 +139,20 @@ def test_data_uri_output_comes_back_as_bytes(backend, fake):
     assert (output.content, output.content_type) == (b"\x89PNG", "image/png")
 
 
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd", "ftp://files.example/out.png", "gopher://x/1",
+    "javascript:alert(1)",
+])
+def test_refused_output_scheme_is_named(backend, fake, url):
+    spec = machine(SCHNELL)
+    pid = backend.submit(spec, order(SCHNELL))
+    follow_states(backend, spec, pid)
+    fake.predictions[pid]["output"] = [url]
+    scheme = url.split(":")[0] + ":"
+    with pytest.raises(PermanentError, match=f"never downloaded: {scheme} "):
+        backend.result(spec, pid)
+
+
 def test_cancel_ends_as_cancelled(backend):
     spec = machine(SCHNELL)
     pid = backend.submit(spec, order(SCHNELL))
