@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, F
 from django.db.models.query import ModelIterable
 from django.utils import timezone
 
@@ -206,15 +206,20 @@ class OrderItemQuerySet(models.QuerySet):
 
     def claim(
         self, item_id: int, *, frm: tuple[str, ...], to: str, owner: str = "",
-        lease: timedelta = timedelta(minutes=10),
+        lease: timedelta = timedelta(minutes=10), attempt: bool = False,
     ) -> "OrderItem | None":
         """Move one item between states with a compare-and-set update.
 
-        Returns the claimed item, or None when another process owns it.
+        ``attempt`` counts a provider call in the same write as the claim,
+        so a process that dies right after claiming still leaves the
+        evidence that money may be spent. Returns the claimed item, or
+        None when another process owns it.
         """
         now = timezone.now()
+        counted = {"attempts": F("attempts") + 1} if attempt else {}
         updated = self.filter(pk=item_id, status__in=frm).update(
-            status=to, lease_owner=owner, lease_until=now + lease, updated_at=now
+            status=to, lease_owner=owner, lease_until=now + lease, updated_at=now,
+            **counted,
         )
         if not updated:
             return None

@@ -71,7 +71,7 @@ def start_submission(item_id: int) -> None:
         return  # waiting in line
     claimed = OrderItem.objects.claim(
         item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
-        owner=worker_name(), lease=submit_lease(),
+        owner=worker_name(), lease=submit_lease(), attempt=True,
     )
     if claimed is None:
         # Another job for this item claimed it and shares the slot; if the
@@ -83,13 +83,10 @@ def start_submission(item_id: int) -> None:
 
 
 def submit_claimed_item(item: OrderItem) -> None:
-    """Make the item's one provider call; the claim already recorded intent.
+    """Make the item's one provider call; the claim already counted it.
 
-    The attempt counter is raised before the call, so a crash mid-call leaves
-    evidence that money may have been spent. The caller holds a slot.
+    The caller claimed with ``attempt=True`` and holds a slot.
     """
-    OrderItem.objects.filter(pk=item.pk).update(attempts=F("attempts") + 1)
-    item.attempts += 1  # the claim read the row; nobody else counts while it is owned
     progress.mark_running(item.order_id)
     backend = get_backend(item.machine.provider.slug)
     try:

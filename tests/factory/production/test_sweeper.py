@@ -231,3 +231,23 @@ def test_sweep_restores_slots_a_flush_lost_and_drops_stale_ones(
     assert ("provider:demo", 1, 8) in limits.usage()
     key = limits.provider_scope(running.machine.provider).key
     assert redis_db.zrange(key, 0, -1) == [str(running.pk).encode()]
+
+
+def test_a_claim_for_submitting_counts_the_attempt_in_the_same_write(
+    catalog, redis_db, lead, quick
+):
+    order = place_demo(lead, runs=1)
+    item = order.items.get()
+    # A process that dies right after this write has still counted its try.
+    claimed = OrderItem.objects.claim(
+        item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
+        owner="gone:1", attempt=True,
+    )
+    assert claimed.attempts == 1
+    assert OrderItem.objects.values_list("status", "attempts").get(pk=item.pk) == (
+        ItemStatus.SUBMITTING, 1)
+    assert OrderItem.objects.claim(
+        item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
+        owner="late:2", attempt=True,
+    ) is None
+    assert OrderItem.objects.get(pk=item.pk).attempts == 1
