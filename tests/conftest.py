@@ -118,7 +118,7 @@ def run_worker(media_root):
             while foreman.poll() is None and worker.returncode == 0:
                 worker = subprocess.run(
                     [sys.executable, str(ROOT / "manage.py"), "rqworker", "submit",
-                     "collect", "default", "--burst", "--with-scheduler"],
+                     "collect", "default", "--burst"],
                     env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                 )
             foreman.wait(timeout=30)
@@ -156,7 +156,7 @@ def work_queues(redis_db, django_capture_on_commit_callbacks, settings):
                 worker = django_rq.get_worker(
                     "submit", "collect", "default", worker_class=SimpleWorker
                 )
-                worker.work(burst=True, with_scheduler=False)
+                worker.work(burst=True)
                 report = tick("test-foreman", tuning)
             if is_idle():
                 return

@@ -246,6 +246,11 @@ class OrderItem(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=120, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a pending item waiting out a retry delay or a provider's "
+        "pause falls due; the foreman queues its submit then.",
+    )
     last_error = models.TextField(blank=True)
     cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     retry_of = models.ForeignKey(
@@ -266,6 +271,7 @@ class OrderItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "lease_until"]),
+            models.Index(fields=["status", "due_at"]),
             models.Index(fields=["order", "status"]),
         ]
 

@@ -80,8 +80,10 @@ def requeue_lost_submits(
         grace = _seconds("PRODUCTION_PENDING_GRACE_SECONDS", 30)
     items = OrderItem.objects.all() if items is None else items
     # The grace covers the moment between a commit and its enqueue.
+    # An item with a due time is the foreman's to queue when it comes.
     stale = items.filter(
-        _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace
+        _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace,
+        due_at__isnull=True,
     ).order_by("pk").values_list("pk", flat=True)
     candidates = list(stale[:BATCH * 10])
     if not candidates:

@@ -57,8 +57,8 @@ QUICK = {
     "FOREMAN_CLAIM_SECONDS": "3",
 }
 LAUNCHER = [sys.executable, "-m", "tests.killpoint"]
-WORKER = [*LAUNCHER, "rqworker", "submit", "collect", "default", "--burst",
-          "--with-scheduler"]  # the project's ProductionWorker: jobs in-process
+# The project's ProductionWorker: jobs in-process.
+WORKER = [*LAUNCHER, "rqworker", "submit", "collect", "default", "--burst"]
 FOREMAN = [*LAUNCHER, "run_foreman", "--until-idle", "--max-seconds", "120",
            "--tick", "0.1", "--poll", "0.2", "--sweep-every", "1"]
 KILLED = -signal.SIGKILL
