@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
-from unfold.admin import ModelAdmin
+from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
 from admin_ext.actions import confirm_retry
@@ -23,7 +23,7 @@ from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
-from factory.models import Order, OrderItem, OrderStatus
+from factory.models import ItemEvent, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
 from factory.production.cancel import OPEN_ORDERS, cancel_items, cancel_order
@@ -251,8 +251,31 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         return run_switch(self, request, form)
 
 
+class ItemEventInline(TabularInline):
+    """The item's history: attempts, refusals, reconciliations, resends."""
+
+    model = ItemEvent
+    fields = ["at", "kind", "message"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "event"
+    verbose_name_plural = "History"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Whoever may see the item may see its history.
+        return request.user.has_perm("factory.view_orderitem")
+
+
 @admin.register(OrderItem)
 class OrderItemAdmin(ModelAdmin):
+    inlines = [ItemEventInline]
     list_display = [
         "__str__", "order", "machine", "display_status", "attempts", "seed",
         "request_id", "short_error", "updated_at",

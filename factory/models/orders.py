@@ -298,13 +298,14 @@ class OrderItem(models.Model):
     def return_to_polling(self, error: str) -> None:
         """Results could not be fetched yet: the foreman polls it again."""
         self._transition(ItemStatus.SUBMITTED, last_error=error)
+        ItemEvent.objects.record(self.pk, EventKind.READ, error)
 
     def mark_completed(self, cost: Any = None) -> None:
-        # last_error stays: a retried error or a possible-duplicate note is
-        # history worth keeping on a completed item.
+        # Nothing is wrong any more: what went wrong on the way (a retried
+        # error, a possible duplicate) is kept in the item's events.
         self._transition(
             ItemStatus.COMPLETED, completed_at=timezone.now(), cost=cost,
-            lease_owner="", lease_until=None,
+            lease_owner="", lease_until=None, last_error="",
         )
 
     def mark_failed(self, error: str) -> None:
@@ -312,3 +313,47 @@ class OrderItem(models.Model):
             ItemStatus.FAILED, last_error=error[:4000], completed_at=timezone.now(),
             lease_owner="", lease_until=None,
         )
+
+
+class EventKind(models.TextChoices):
+    RETRY = "retry", "Retry later"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    UNKNOWN = "unknown", "Outcome unknown"
+    RECONCILED = "reconciled", "Found at the provider"
+    RESENT = "resent", "Sent again"
+    READ = "read", "Status or result not read"
+    CANCEL = "cancel", "Cancel at the provider failed"
+    FAILED = "failed", "Failed"
+
+
+EVENT_MESSAGE_CHARS = 4000
+
+
+class ItemEventQuerySet(models.QuerySet):
+    def record(self, item_id: int, kind: str, message: str) -> "ItemEvent":
+        """Append one event to an item's history; events are never edited."""
+        return self.create(item_id=item_id, kind=kind,
+                           message=message[:EVENT_MESSAGE_CHARS])
+
+
+class ItemEvent(models.Model):
+    """One thing that happened to an item on its way: its history.
+
+    ``OrderItem.last_error`` says only what is wrong now; attempts,
+    refusals, reconciliations and resends stay here, shown on the item's
+    page, so a completed item does not read like a failure.
+    """
+
+    item = models.ForeignKey(OrderItem, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    message = models.TextField(blank=True)
+
+    objects = ItemEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["item", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} {self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"

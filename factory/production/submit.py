@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from factory.models import FINISHED, ItemStatus, OrderItem
+from factory.models import FINISHED, EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits, progress
 from factory.production.queues import enqueue_cancel, enqueue_items
 from factory.providers import get_backend
@@ -97,7 +97,8 @@ def submit_claimed_item(item: OrderItem) -> None:
         _retry_later(item, exc)
     except OutcomeUnknownError as exc:
         # The slot stays taken: the generation may be running.
-        _settle(item, ItemStatus.SUBMIT_UNKNOWN, last_error=str(exc)[:4000])
+        if _settle(item, ItemStatus.SUBMIT_UNKNOWN, last_error=str(exc)[:4000]):
+            ItemEvent.objects.record(item.pk, EventKind.UNKNOWN, str(exc))
     except (PermanentError, ConfigurationError) as exc:
         fail_item(item, str(exc))
     else:
@@ -182,7 +183,9 @@ def _retry_later(item: OrderItem, exc: TransientError) -> None:
         pause = max(exc.retry_after, 1.0)
         limits.slow_down(provider, pause)
         OrderItem.objects.filter(pk=item.pk).update(attempts=F("attempts") - 1)
-        return_to_pending(item, f"rate limited, retry in {pause:g}s: {exc}", pause)
+        message = f"rate limited, retry in {pause:g}s: {exc}"
+        if return_to_pending(item, message, pause):
+            ItemEvent.objects.record(item.pk, EventKind.RATE_LIMITED, message)
         return
     if item.attempts > max_retries(provider):
         fail_item(item, f"gave up after {item.attempts} attempts: {exc}")
@@ -190,7 +193,10 @@ def _retry_later(item: OrderItem, exc: TransientError) -> None:
     delays = getattr(settings, "PRODUCTION_RETRY_DELAYS", RETRY_DELAYS)
     delay = delays[min(item.attempts, len(delays)) - 1]
     log.info("item %s: transient error, retry in %ss: %s", item.pk, delay, exc)
-    return_to_pending(item, str(exc), delay)
+    if return_to_pending(item, str(exc), delay):
+        ItemEvent.objects.record(
+            item.pk, EventKind.RETRY, f"attempt {item.attempts}: {exc}; retry in {delay:g}s"
+        )
 
 
 def fail_item(item: OrderItem, message: str) -> None:
@@ -205,5 +211,6 @@ def fail_item(item: OrderItem, message: str) -> None:
     )
     if updated:
         item.status, item.last_error = ItemStatus.FAILED, message[:4000]
+        ItemEvent.objects.record(item.pk, EventKind.FAILED, message)
         limits.release(item)
         progress.refresh_order(item.order_id)

@@ -220,6 +220,11 @@ def test_transient_errors_retry_with_backoff_up_to_the_provider_limit(
     assert item.status == ItemStatus.FAILED
     assert item.attempts == 3
     assert item.last_error == "gave up after 3 attempts: demo submit: connect timeout"
+    assert list(item.events.values_list("kind", "message")) == [
+        ("retry", "attempt 1: demo submit: connect timeout; retry in 0.01s"),
+        ("retry", "attempt 2: demo submit: connect timeout; retry in 0.01s"),
+        ("failed", "gave up after 3 attempts: demo submit: connect timeout"),
+    ]
     assert ("provider:demo", 0, 8) in limits.usage()
 
 
