@@ -1,7 +1,6 @@
 """The demo provider's offline pictures, clips and sounds."""
 
 import io
-import time
 import wave
 
 import av
@@ -50,13 +49,6 @@ def test_prompt_sets_the_palette():
         return np.asarray(Image.open(io.BytesIO(data)), dtype=float).mean((0, 1))
 
     assert np.abs(mean_colour("neon city rain") - mean_colour("forest spirit")).max() > 10
-
-
-def test_large_image_renders_quickly():
-    render_image(PROMPT, 1, 64, 64)  # imports and caches are not the point
-    started = time.perf_counter()
-    render_image(PROMPT, 1, 1024, 1024)
-    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize(

@@ -390,10 +390,10 @@ def test_redirect_outputs_point_at_private_addresses(fake_fal, backend, kind, ta
 
 
 def test_expired_output_answers_404_later(fake_fal, backend):
-    fake_fal.expire_seconds = 0.3
+    fake_fal.expire_seconds = 2.0  # wide enough for a loaded machine
     output = produced(fake_fal, backend, "expired")
     assert httpx.get(output.url).status_code == 200
-    time.sleep(0.35)
+    time.sleep(2.1)
     assert httpx.get(output.url).status_code == 404
 
 
