@@ -19,6 +19,7 @@ from factory.models import Order, OrderItem, Product
 MACHINE_FIELD = "machine"
 RUN_FIELD = "run"
 LABEL_CHARS = 60  # longest header label before it is cut short
+WHOLE_CHARS = 24  # texts this short are shown whole
 MISSING = "–"
 
 
@@ -220,10 +221,11 @@ def _text(value: Any) -> str:
 def differing_parts(texts: list[str], limit: int = LABEL_CHARS) -> list[str]:
     """What tells long texts apart: the words between their common ends.
 
-    ``a fox in the snow`` and ``a heron in the snow`` give ``fox`` and
-    ``heron``; short texts stay whole, and any label is cut at ``limit``.
+    ``a red fox in the deep snow`` and ``a grey heron in the deep snow``
+    give ``… red fox …`` and ``… grey heron …``; short texts stay whole,
+    and any label is cut at ``limit``.
     """
-    if all(len(text) <= limit for text in texts) or len(texts) < 2:
+    if all(len(text) <= WHOLE_CHARS for text in texts) or len(texts) < 2:
         return [_shorten(text, limit) for text in texts]
     words = [text.split(" ") for text in texts]
     shortest = min(len(w) for w in words)

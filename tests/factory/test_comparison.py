@@ -70,6 +70,9 @@ def test_short_texts_stay_whole_and_long_ones_are_cut():
     long = ["x" * 200, "y" * 200]
     assert [len(label) for label in differing_parts(long)] == [60, 60]
     assert differing_parts(["a b c " + "z" * 60, "a b c"])[1] == "… –"
+    assert differing_parts([
+        "a lighthouse on a cliff at golden hour", "a windmill at golden hour",
+    ]) == ["… lighthouse on a cliff …", "… windmill …"]
 
 
 @pytest.mark.django_db
