@@ -238,8 +238,9 @@ def differing_parts(texts: list[str], limit: int = LABEL_CHARS) -> list[str]:
     labels = []
     for w in words:
         middle = " ".join(w[head:len(w) - tail]) or MISSING
-        before = "… " if head else ""
-        after = " …" if tail else ""
+        # No-break spaces keep an ellipsis from wrapping onto a line alone.
+        before = "…\u00a0" if head else ""
+        after = "\u00a0…" if tail else ""
         labels.append(before + _shorten(middle, limit) + after)
     return labels
 

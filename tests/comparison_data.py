@@ -22,11 +22,11 @@ HEIGHTS = [64, 96, 128]
 
 def swept_order(
     sweeps: list, prompt: str = "a lighthouse on a cliff", runs: int = 1,
-    machine: str = "demo-image", **fields,
+    machine: str = "demo-image", title: str = "Compared", **fields,
 ) -> Order:
     """A placed order with the given sweeps; its items are all pending."""
     order = Order.objects.create(
-        title="Compared", machine=FactoryMachine.objects.get(slug=machine),
+        title=title, machine=FactoryMachine.objects.get(slug=machine),
         prompt=prompt, sweeps=sweeps, runs=runs,
         seed_strategy=SeedStrategy.INCREMENT, seed=1, **fields,
     )

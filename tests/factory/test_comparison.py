@@ -58,7 +58,7 @@ def test_a_prompt_variant_is_an_axis_labelled_by_the_differing_words(catalog):
     axes = find_axes(comparison_items(order))
     prompt = pick_axis(axes, "prompt")
     assert [v.label for v in prompt.values] == [
-        "… red fox …", "… grey heron …", "… snow owl …"]
+        "…\u00a0red fox\u00a0…", "…\u00a0grey heron\u00a0…", "…\u00a0snow owl\u00a0…"]
     assert prompt.values[0].title.startswith("a red fox standing alone")
     (page,) = _grid(order, "width", "prompt").pages
     assert [p.prompt for row in page.rows for p in row.cells[0].products] == [
@@ -69,10 +69,10 @@ def test_short_texts_stay_whole_and_long_ones_are_cut():
     assert differing_parts(["fox", "heron"]) == ["fox", "heron"]
     long = ["x" * 200, "y" * 200]
     assert [len(label) for label in differing_parts(long)] == [60, 60]
-    assert differing_parts(["a b c " + "z" * 60, "a b c"])[1] == "… –"
+    assert differing_parts(["a b c " + "z" * 60, "a b c"])[1] == "…\u00a0–"
     assert differing_parts([
         "a lighthouse on a cliff at golden hour", "a windmill at golden hour",
-    ]) == ["… lighthouse on a cliff …", "… windmill …"]
+    ]) == ["…\u00a0lighthouse on a cliff\u00a0…", "…\u00a0windmill\u00a0…"]
 
 
 @pytest.mark.django_db
