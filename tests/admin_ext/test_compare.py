@@ -225,3 +225,16 @@ def test_a_sheet_over_the_cap_is_refused_with_a_message(catalog, operator, monke
     page = client.get(response.url).content.decode()
     assert "The sheet was not made. This sheet would have 6 cells" in page
     assert Product.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_a_page_over_the_cell_cap_asks_for_a_third_axis(catalog, operator, monkeypatch):
+    order = width_by_height()
+    give_products(order)
+    monkeypatch.setattr(comparison, "MAX_PAGE_CELLS", 4)
+    client = _client(operator)
+    html = client.get(_url(order) + "?x=width&y=height").content.decode()
+    assert "makes 6 cells; the page shows at most 4" in html
+    assert "compare-grid" not in html
+    html = client.get(_url(order) + "?x=width&z=height").content.decode()
+    assert len(_cells(html)) == 2
