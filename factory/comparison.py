@@ -18,7 +18,7 @@ from factory.models import Order, OrderItem, Product
 
 MACHINE_FIELD = "machine"
 RUN_FIELD = "run"
-LABEL_CHARS = 60  # longest header label before it is cut short
+LABEL_CHARS = 80  # longest header label before it is cut short
 WHOLE_CHARS = 24  # texts this short are shown whole
 MISSING = "–"
 
@@ -238,10 +238,12 @@ def differing_parts(texts: list[str], limit: int = LABEL_CHARS) -> list[str]:
     labels = []
     for w in words:
         middle = " ".join(w[head:len(w) - tail]) or MISSING
-        # No-break spaces keep an ellipsis from wrapping onto a line alone.
+        shown = _shorten(middle, limit)
+        # No-break spaces keep an ellipsis from wrapping onto a line alone;
+        # a label cut short ends in one already.
         before = "…\u00a0" if head else ""
-        after = "\u00a0…" if tail else ""
-        labels.append(before + _shorten(middle, limit) + after)
+        after = "\u00a0…" if tail and shown == middle else ""
+        labels.append(before + shown + after)
     return labels
 
 

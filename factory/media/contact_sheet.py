@@ -17,7 +17,7 @@ MAX_SIDE = 12_000
 MAX_PIXELS = 48_000_000
 TILES = (256, 192, 128)  # the largest tile that keeps the sheet in bounds wins
 PER_CELL = 4  # thumbnails drawn side by side in one cell
-MARGIN, GAP, PAD = 28, 10, 8
+MARGIN, GAP, PAD = 28, 24, 8  # a cell's own thumbnails sit closer than cells
 ROW_HEADER = 240
 TITLE_SIZE, TEXT_SIZE, NOTE_SIZE = 30, 18, 15
 HEADER_LINES = 4
@@ -222,8 +222,10 @@ def _draw_cell(
         _text_block(draw, (x + PAD, y + PAD, x + layout.cell_width - PAD, y + tile - PAD),
                     cell.note or "no item", _font(NOTE_SIZE), MUTED, centre=True)
         return
+    used = len(shown) * tile + (len(shown) - 1) * PAD
+    start = x + (layout.cell_width - used) // 2
     for n, name in enumerate(shown):
-        left = x + n * (tile + PAD)
+        left = start + n * (tile + PAD)
         picture = _thumbnail(storage, name, tile)
         if picture is None:
             draw.rectangle((left, y, left + tile - 1, y + tile - 1), fill=EMPTY)

@@ -68,8 +68,10 @@ def test_a_prompt_variant_is_an_axis_labelled_by_the_differing_words(catalog):
 def test_short_texts_stay_whole_and_long_ones_are_cut():
     assert differing_parts(["fox", "heron"]) == ["fox", "heron"]
     long = ["x" * 200, "y" * 200]
-    assert [len(label) for label in differing_parts(long)] == [60, 60]
+    assert [len(label) for label in differing_parts(long)] == [80, 80]
     assert differing_parts(["a b c " + "z" * 60, "a b c"])[1] == "…\u00a0–"
+    cut = differing_parts(["a " + "y" * 100 + " z", "a " + "x" * 100 + " z"])
+    assert cut[0] == "…\u00a0" + "y" * 79 + "…"
     assert differing_parts([
         "a lighthouse on a cliff at golden hour", "a windmill at golden hour",
     ]) == ["…\u00a0lighthouse on a cliff\u00a0…", "…\u00a0windmill\u00a0…"]
