@@ -107,8 +107,8 @@ class Comparison:
 def comparison_items(order: Order) -> list[OrderItem]:
     """The order's items with their machines and products, in two queries.
 
-    Failed items a retry replaced are left out: their retry stands in the
-    same cell.
+    Failed items a retry replaced are left out: their retry stands in
+    their place, in the order of first attempts (so in sweep order).
     """
     products = Prefetch(
         "products",
@@ -119,8 +119,10 @@ def comparison_items(order: Order) -> list[OrderItem]:
         order.items.select_related("machine").prefetch_related(products)
         .order_by("index")
     )
+    by_pk = {item.pk: item for item in items}
     replaced = {item.retry_of_id for item in items if item.retry_of_id}
-    return [item for item in items if item.pk not in replaced]
+    kept = [item for item in items if item.pk not in replaced]
+    return sorted(kept, key=lambda item: _root_index(item, by_pk))
 
 
 def _canonical(value: Any) -> str:
@@ -137,20 +139,20 @@ def _root_index(item: OrderItem, by_pk: dict[int, OrderItem]) -> int:
 def item_values(items: list[OrderItem]) -> list[dict[str, Any]]:
     """Each item's swept values, plus its run among identical ones.
 
-    The machine is always known from the item itself, so an order swept
-    over machines compares them even if a value was recorded otherwise.
+    Runs are counted in the order given, which ``comparison_items`` makes
+    the order of first attempts, so a retry counts in the run it stands
+    for. A swept machine is named by the item's own machine.
     """
-    by_pk = {item.pk: item for item in items}
     seen: dict[str, int] = defaultdict(int)
-    values: dict[int, dict[str, Any]] = {}
-    for item in sorted(items, key=lambda i: _root_index(i, by_pk)):
+    values = []
+    for item in items:
         chosen = dict(item.field_values or {})
         if MACHINE_FIELD in chosen:
             chosen[MACHINE_FIELD] = item.machine.slug
         combination = _canonical(chosen)
         seen[combination] += 1
-        values[item.pk] = {**chosen, RUN_FIELD: seen[combination]}
-    return [values[item.pk] for item in items]
+        values.append({**chosen, RUN_FIELD: seen[combination]})
+    return values
 
 
 def find_axes(items: list[OrderItem]) -> list[Axis]:

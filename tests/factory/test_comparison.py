@@ -159,3 +159,13 @@ def test_one_field_cannot_be_two_axes(catalog):
     axes = find_axes(items)
     with pytest.raises(ComparisonError, match="different field for each axis"):
         pivot(items, axes, axes[0], axes[0])
+
+
+@pytest.mark.django_db
+def test_a_retry_stays_in_the_run_of_the_item_it_replaces(catalog):
+    order = swept_order([[{"field": "width", "values": WIDTHS}]], runs=2)
+    give_products(order, leave={0: ItemStatus.FAILED})
+    (attempt,) = retry_failed_items(order.items.filter(index=0))
+    (page,) = _grid(order, "width", "run").pages
+    assert [[i.index for i in cell.items] for row in page.rows for cell in row.cells] == [
+        [attempt.index], [1], [2], [3]]
