@@ -6,6 +6,7 @@ curating from the cells needs the change permission on products, checked
 again by the curation endpoints the cards post to.
 """
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -20,7 +21,7 @@ from django.utils.http import urlencode
 from django.utils.text import slugify
 
 from factory.comparison import (
-    Axis, Comparison, ComparisonError, Page, comparison_items, default_axes,
+    Axis, Cell, Comparison, ComparisonError, Page, comparison_items, default_axes,
     find_axes, pick_axis, pivot,
 )
 from factory.media.contact_sheet import (
@@ -198,13 +199,14 @@ def sheet_spec(order: Order, comparison: Comparison, page: Page) -> SheetSpec:
     )
 
 
-def _sheet_cell(cell) -> SheetCell:
+def _sheet_cell(cell: Cell) -> SheetCell:
+    """Its thumbnails; what its other items are doing, when they show none."""
     thumbnails = tuple(p.media.thumbnail.name for p in cell.products
                        if p.media.thumbnail)
-    if thumbnails or not cell.items:
-        return SheetCell(thumbnails)
-    return SheetCell(note=", ".join(
-        sorted({item.get_status_display().lower() for item in cell.waiting})))
+    states = Counter(item.get_status_display().lower() for item in cell.waiting)
+    return SheetCell(thumbnails, note=", ".join(
+        f"{count} {state}" if thumbnails else state
+        for state, count in sorted(states.items())))
 
 
 def sheet_filename(order: Order, selection: Selection) -> str:

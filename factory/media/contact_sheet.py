@@ -35,7 +35,7 @@ class SheetTooLarge(ValueError):
 
 @dataclass(frozen=True)
 class SheetCell:
-    """What one cell shows: thumbnails, or a note saying why there are none."""
+    """What one cell shows: thumbnails, and a note on items that show none."""
 
     thumbnails: tuple[str, ...] = ()
     note: str = ""
@@ -236,10 +236,19 @@ def _draw_cell(
                               y + (tile - picture.height) // 2))
     hidden = len(cell.thumbnails) - len(shown)
     if hidden:
-        label = f"+{hidden}"
-        font = _font(NOTE_SIZE)
-        right = x + layout.cell_width
-        draw.rectangle((right - font.getlength(label) - 2 * PAD, y + tile - 28,
-                        right, y + tile), fill=INK)
-        draw.text((right - font.getlength(label) - PAD, y + tile - 24), label,
-                  font=font, fill=PAPER)
+        _badge(draw, f"+{hidden}", (start + used, y + tile), right=True)
+    if cell.note:
+        _badge(draw, cell.note, (start, y + tile), right=False)
+
+
+def _badge(
+    draw: ImageDraw.ImageDraw, label: str, corner: tuple[int, int], *, right: bool
+) -> None:
+    """A small dark label in a bottom corner of a cell's pictures."""
+    font = _font(NOTE_SIZE)
+    width = font.getlength(label) + 2 * PAD
+    x, bottom = corner
+    left = x - width if right else x
+    height = _line_height(font) + PAD
+    draw.rectangle((left, bottom - height, left + width, bottom), fill=INK)
+    draw.text((left + PAD, bottom - height + PAD // 2), label, font=font, fill=PAPER)

@@ -84,3 +84,14 @@ def test_big_sheets_shrink_their_tiles_then_are_refused(monkeypatch):
     monkeypatch.setattr(contact_sheet, "MAX_SIDE", 4_000)
     with pytest.raises(SheetTooLarge, match=r"even with 128 px thumbnails, over the limit"):
         plan_layout(spec)
+
+
+def test_a_cell_with_pictures_notes_its_items_without_any(media_root):
+    red = _thumb("thumbs/red.webp", RED, size=(96, 96))
+    spec = _spec([[SheetCell((red,), note="1 failed"), SheetCell((red,))]])
+    sheet = Image.open(io.BytesIO(render_contact_sheet(spec)))
+    layout = plan_layout(spec)
+    for column, noted in ((0, True), (1, False)):
+        x, y = _centre(layout, 0, column)
+        corner = (x - layout.tile // 2 + 3, y + layout.tile // 2 - 3)
+        assert (sheet.getpixel(corner) == contact_sheet.INK) is noted
