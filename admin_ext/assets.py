@@ -41,3 +41,8 @@ def inventory_css(request: HttpRequest) -> str:
 def curation_js(request: HttpRequest) -> str:
     """The grid's selection, keyboard curation and refused-edit messages."""
     return static("admin_ext/curation.js")
+
+
+def compare_css(request: HttpRequest) -> str:
+    """The sweep comparison page: axis pickers and the X/Y table."""
+    return static("admin_ext/compare.css")

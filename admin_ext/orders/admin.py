@@ -14,6 +14,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
 from admin_ext.actions import confirm_retry
+from admin_ext.orders.comparison import compare_page, comparison_urls
 from admin_ext.orders.cancelling import (
     CancelOrderForm, confirm_cancel, run_cancel, stopped_message,
 )
@@ -50,7 +51,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     ]
     actions_detail = [
         "place_detail", "order_again_detail", "other_machine_detail",
-        "save_template_detail", "cancel_detail",
+        "save_template_detail", "compare_detail", "cancel_detail",
     ]
     actions = ["retry_failed_orders", "cancel_orders"]
 
@@ -177,6 +178,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         star = self.admin_site.admin_view(partial(picker.star_view, self))
         return [
             *progress_urls(self),
+            *comparison_urls(self),
             path("star/<int:machine_id>/", star, name="factory_order_star"),
             path("<int:object_id>/place-confirm/", view, name="factory_order_place"),
             *super().get_urls(),
@@ -223,6 +225,12 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
             "changes": diff_orders(source, order) if source else [],
         }
         return TemplateResponse(request, "admin_ext/orders/place_order.html", context)
+
+    @action(description="Compare", url_path="compare", icon="grid_view",
+            permissions=["view"])
+    def compare_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The products pivoted by two swept fields, as an X/Y plot."""
+        return compare_page(self, request, object_id)
 
     @action(description="Cancel order", url_path="cancel", icon="cancel",
             permissions=["change"], dialog={
