@@ -280,6 +280,10 @@ def _amount(raw: str) -> Decimal:
 # Placing from the order form asks once more above this estimated cost.
 ORDER_CONFIRM_ABOVE = _read("ORDER_CONFIRM_ABOVE", _amount, Decimal("1.00"))
 
+# ---------------------------------------------------------------- inventory
+# Most products one zip download may hold.
+ZIP_MAX_PRODUCTS = _read("ZIP_MAX_PRODUCTS", int, 1000)
+
 # ---------------------------------------------------------------- logging
 LOGGING = {
     "version": 1,
