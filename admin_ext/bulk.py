@@ -266,7 +266,7 @@ RESTORE = Step(("Restore %(n)d product", "Restore %(n)d products"),
 ZIP = Step(("Download %(n)d product", "Download %(n)d products"),
            "One zip: each media file as it is stored, beside a .json sidecar "
            "with its prompt, parameters, seed, machine, order and curation.",
-           "Download %(n)d", _zip)
+           "Download the zip", _zip)
 
 
 def favorite(
