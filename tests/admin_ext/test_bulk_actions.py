@@ -246,6 +246,18 @@ def test_order_again_of_more_than_the_cap_is_refused(products, operator, monkeyp
     assert Order.objects.count() == before
 
 
+@pytest.mark.django_db
+def test_vary_seed_across_more_than_the_cap_is_refused(products, operator, monkeypatch):
+    monkeypatch.setattr("admin_ext.variations.MAX_AGAIN", 2)
+    client = _client(operator)
+    before = Order.objects.count()
+    done = _ask(client, "vary_seed_selected", _pks(products[:1]), across=True)
+    assert done.status_code == 302
+    assert _messages(done) == [
+        "Vary seed writes at most 2 drafts in one go; select fewer products."]
+    assert Order.objects.count() == before
+
+
 # -- zip ------------------------------------------------------------------------
 
 @pytest.mark.django_db
