@@ -2,6 +2,8 @@
 import io
 import json
 import os
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 
@@ -11,6 +13,9 @@ from django.core.files.storage import default_storage
 
 from factory.exporting import plan_zip, sidecar, stream_zip
 from factory.models import MediaFile, Product, Project, Tag
+from tests.artfactory.test_settings import _start
+from tests.conftest import ROOT
+from tests.factory.media.test_s3_storage import bucket, keys, moto_url  # noqa: F401
 from tests.gallery import bulk_products, produce
 
 
@@ -128,3 +133,33 @@ def test_zip_queries_do_not_grow_with_the_products(
     with django_assert_max_num_queries(4):
         archive = b"".join(stream_zip(Product.objects.all()))
     assert len(zipfile.ZipFile(io.BytesIO(archive)).namelist()) == 60
+
+
+@pytest.mark.django_db
+def test_zip_reads_media_from_s3_in_chunks(catalog, bucket, monkeypatch, settings):
+    monkeypatch.setattr("factory.exporting.READ_CHUNK", 64 * 1024)
+    settings.STORAGES["default"]["OPTIONS"]["max_memory_size"] = 100 * 1024
+    data = os.urandom(300 * 1024)
+    product = large_products(1, 10)[0]
+    name = default_storage.save("files/on-s3.png", ContentFile(data))
+    MediaFile.objects.filter(pk=product.media_id).update(file=name, size=len(data))
+    assert keys(bucket) == sorted(["files/big-0.png", "files/on-s3.png"])
+    chunks = list(stream_zip(Product.objects.all()))
+    assert len(chunks) > 4
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+    assert archive.read(f"{product.pk}-demo-image.png") == data
+    assert json.loads(archive.read(f"{product.pk}-demo-image.json"))["size"] == len(data)
+
+
+def test_zip_cap_and_s3_spooling_come_from_settings():
+    bad = _start(ZIP_MAX_PRODUCTS="many")
+    assert "ZIP_MAX_PRODUCTS='many' is malformed" in bad.stderr
+    shown = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); "
+         "from django.conf import settings as s; print(s.ZIP_MAX_PRODUCTS, "
+         "s.STORAGES['default']['OPTIONS']['max_memory_size'])"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "artfactory.settings",
+             "ZIP_MAX_PRODUCTS": "50", "AWS_STORAGE_BUCKET_NAME": "art"},
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert shown.stdout.split() == ["50", str(8 * 1024 * 1024)], shown.stderr
