@@ -126,6 +126,25 @@ def test_select_across_acts_on_everything_the_filter_matches(
 
 
 @pytest.mark.django_db
+def test_select_across_a_search_and_a_tag_filter(products, operator):
+    sea = Tag.objects.create(name="sea")
+    for product in products[:4]:
+        product.tags.add(sea, Tag.objects.get_or_create(name="sky")[0])
+    client = _client(operator)
+    query = f"?tags__id__exact={sea.pk}&q=lantern"
+    ask = _ask(client, "move_selected", _pks(products[:1]), query, across=True)
+    assert ask.context["count"] == 4
+    harbour = Project.objects.create(name="Harbour")
+    _confirm(client, "move_selected", _pks(products[:1]), query, across=True,
+             project=str(harbour.pk))
+    assert set(Product.objects.filter(project=harbour)) == set(products[:4])
+    _confirm(client, "untag_selected", _pks(products[:1]), query, across=True,
+             tags=[str(sea.pk)])
+    assert not sea.products.exists()
+    assert Tag.objects.get(name="sky").products.count() == 4
+
+
+@pytest.mark.django_db
 def test_favorite_and_rating_across_confirm_the_count_first(mixed, operator):
     images, clips = mixed
     client = _client(operator)

@@ -120,3 +120,24 @@ def test_archive_then_restore_from_the_archived_filter(page, live_server, galler
     page.click("#bulk-submit")
     page.wait_for_selector("#changelist-form")
     assert not Product.objects.archived().exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tag_page_in_dark_mode_creates_typed_tags(page, live_server, gallery):
+    from factory.models import Tag
+
+    Tag.objects.create(name="sea")
+    _log_in(page, live_server, "operator")
+    page.emulate_media(color_scheme="dark")
+    _open_grid(page, live_server)
+    chosen = list(Product.objects.all()[:3])
+    for product in chosen:
+        _card(page, product).locator("input.action-select").check(force=True)
+    _run(page, "tag_selected")
+    page.get_by_label("sea").check()
+    page.fill("input[name=new]", "dawn, mist")
+    page.screenshot(path=str(SCREENSHOTS / "products-bulk-tag-dark.png"))
+    page.click("#bulk-submit")
+    page.wait_for_selector("[data-card]")
+    for product in chosen:
+        assert sorted(t.name for t in product.tags.all()) == ["dawn", "mist", "sea"]
