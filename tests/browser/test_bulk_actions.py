@@ -7,7 +7,7 @@ import pytest
 from admin_ext.inventory import ProductAdmin
 from factory.models import Product, Project
 from tests.browser.test_demo_order_flow import SCREENSHOTS
-from tests.browser.test_product_grid import IMAGES_LOADED, _card, _log_in
+from tests.browser.test_product_grid import IMAGES_LOADED, LOCAL_SHOTS, _card, _log_in
 from tests.gallery import produce
 
 
@@ -38,13 +38,13 @@ def test_move_five_to_a_project(page, live_server, gallery, operator):
     for product in chosen:
         _card(page, product).locator("input.action-select").check(force=True)
     assert page.locator(".action-counter").inner_text() == "5 of 8 selected"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "products-bulk-selection.png"))
+    LOCAL_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(LOCAL_SHOTS / "products-bulk-selection.png"))
 
     _run(page, "move_selected")
     assert page.locator("h2").filter(has_text="Move 5 products").is_visible()
     page.select_option("select[name=project]", label="Harbour studies")
-    page.screenshot(path=str(SCREENSHOTS / "products-bulk-move.png"))
+    page.screenshot(path=str(LOCAL_SHOTS / "products-bulk-move.png"))
     page.click("#bulk-submit")
     page.wait_for_selector("[data-card]")
     assert page.get_by_text("5 products moved to Harbour studies.").is_visible()
@@ -63,7 +63,9 @@ def test_zip_of_all_matching_downloads_with_sidecars(
     page.click("#af-select-page")
     page.wait_for_selector("#af-select-across", state="visible")
     assert page.locator("#af-select-across").inner_text().endswith("Select all 8 matching")
-    page.screenshot(path=str(SCREENSHOTS / "products-select-across-offer.png"))
+    LOCAL_SHOTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(LOCAL_SHOTS / "products-select-across-offer.png"))
     page.click("#af-select-across")
     page.wait_for_selector("#af-across-note", state="visible")
     assert page.locator(".action-counter").inner_text() == "All 8 matching selected"
@@ -110,11 +112,12 @@ def test_archive_then_restore_from_the_archived_filter(page, live_server, galler
     page.locator("a", has_text="Filters").first.click()
     page.wait_for_selector("a[href*='archived=yes']", state="visible")
     page.wait_for_timeout(300)  # let the sheet finish sliding in
-    page.screenshot(path=str(SCREENSHOTS / "products-filters-archived.png"))
+    LOCAL_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(LOCAL_SHOTS / "products-filters-archived.png"))
     page.click("a[href*='archived=yes']")
     page.wait_for_url("**archived=yes**")
     assert page.locator("[data-card].is-archived").count() == 2
-    page.screenshot(path=str(SCREENSHOTS / "products-archived.png"))
+    page.screenshot(path=str(LOCAL_SHOTS / "products-archived.png"))
     page.click("#af-select-page")
     _run(page, "restore_selected")
     page.click("#bulk-submit")
@@ -136,7 +139,8 @@ def test_tag_page_in_dark_mode_creates_typed_tags(page, live_server, gallery):
     _run(page, "tag_selected")
     page.get_by_label("sea").check()
     page.fill("input[name=new]", "dawn, mist")
-    page.screenshot(path=str(SCREENSHOTS / "products-bulk-tag-dark.png"))
+    LOCAL_SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(LOCAL_SHOTS / "products-bulk-tag-dark.png"))
     page.click("#bulk-submit")
     page.wait_for_selector("[data-card]")
     for product in chosen:
