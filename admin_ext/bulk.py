@@ -296,35 +296,47 @@ def favorite(
 
 
 @action(description="Tag…", permissions=["change"])
-def tag_selected(model_admin, request, queryset):
+def tag_selected(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponseBase | None:
     """Ask for tags to pick or type, then add them to every product."""
     return confirm(model_admin, request, queryset, "tag_selected", TAG)
 
 
 @action(description="Untag…", permissions=["change"])
-def untag_selected(model_admin, request, queryset):
+def untag_selected(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponseBase | None:
     """Ask which of their tags to take off, then remove them."""
     return confirm(model_admin, request, queryset, "untag_selected", UNTAG)
 
 
 @action(description="Move to project…", permissions=["change"])
-def move_selected(model_admin, request, queryset):
+def move_selected(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponseBase | None:
     """Ask for a project (or none), then move every product there."""
     return confirm(model_admin, request, queryset, "move_selected", MOVE)
 
 
 @action(description="Archive", permissions=["change"])
-def archive_selected(model_admin, request, queryset):
+def archive_selected(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponseBase | None:
     return confirm(model_admin, request, queryset, "archive_selected", ARCHIVE)
 
 
 @action(description="Restore from archive", permissions=["change"])
-def restore_selected(model_admin, request, queryset):
+def restore_selected(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponseBase | None:
     return confirm(model_admin, request, queryset, "restore_selected", RESTORE)
 
 
 @action(description="Order again (one draft each)", permissions=["order_again"])
-def order_again_selected(model_admin, request, queryset):
+def order_again_selected(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponseBase | None:
     """Write one draft per product repeating its call; places nothing."""
     def run(products: QuerySet, data: dict[str, Any]) -> HttpResponse:
         drafts = order_again_from_products(
@@ -354,7 +366,9 @@ def order_again_selected(model_admin, request, queryset):
 
 
 @action(description="Download as zip", permissions=["view"])
-def download_zip(model_admin, request, queryset):
+def download_zip(
+    model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> HttpResponseBase | None:
     """Show the file count and total size, then stream the zip."""
     plan = plan_zip(queryset)
     return confirm(

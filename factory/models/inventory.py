@@ -69,7 +69,8 @@ def tags_named(text: str) -> list[Tag]:
     """The tags a comma-separated ``text`` names, creating missing ones.
 
     An existing tag is matched whatever its letter case, so "Sky" finds
-    "sky". A name longer than a tag may be raises ValidationError.
+    "sky". A name longer than a tag may be raises ValidationError before
+    any tag is created.
     """
     names: dict[str, str] = {}
     for name in filter(None, (part.strip() for part in text.split(","))):
