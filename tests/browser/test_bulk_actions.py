@@ -145,3 +145,18 @@ def test_tag_page_in_dark_mode_creates_typed_tags(page, live_server, gallery):
     page.wait_for_selector("[data-card]")
     for product in chosen:
         assert sorted(t.name for t in product.tags.all()) == ["dawn", "mist", "sea"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_table_view_selects_all_matching_too(page, live_server, gallery, monkeypatch):
+    monkeypatch.setattr(ProductAdmin, "list_per_page", 5)
+    _log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/admin/factory/product/?view=table")
+    page.click("#action-toggle")
+    page.click("#changelist-actions .question a")
+    assert page.locator("input.select-across").input_value() == "1"
+    _run(page, "archive_selected")
+    assert page.locator("h2").filter(has_text="Archive 8 products").is_visible()
+    page.click("#bulk-submit")
+    page.get_by_text("8 products archived").wait_for()
+    assert Product.objects.archived().count() == 8
