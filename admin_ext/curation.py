@@ -10,7 +10,6 @@ from collections.abc import Callable
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -20,6 +19,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from admin_ext.bulk import selection_context
 from factory.models import Product
 from factory.models.inventory import RATING_MESSAGE, clean_rating
 
@@ -146,17 +146,13 @@ def confirm_rating(
             request, text % {"n": count, "r": rating or 0}, messages.SUCCESS
         )
         return None
-    selected = list(queryset.values_list("pk", flat=True))
-    context = {
+    context = selection_context(request, queryset, action)
+    context.update({
         **model_admin.admin_site.each_context(request),
         "title": ngettext("Rate %d product", "Rate %d products",
-                          len(selected)) % len(selected),
+                          context["count"]) % context["count"],
         "form": form,
-        "selected": selected,
-        "action": action,
-        "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        "confirm_field": CONFIRM_FIELD,
         "opts": model_admin.model._meta,
         "changelist_url": request.get_full_path(),
-    }
+    })
     return TemplateResponse(request, RATE_TEMPLATE, context)

@@ -6,10 +6,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, reverse
 from django.utils.html import format_html
-from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from admin_ext.bulk import ACTIONS as BULK_ACTIONS, ArchivedFilter, favorite
 from admin_ext.curation import confirm_rating, curation_urls, remember_view
 from admin_ext.display import thumbnail_html
 from admin_ext.variations import (
@@ -29,7 +29,7 @@ class ProductAdmin(ModelAdmin):
     list_display_links = ["display_thumbnail", "__str__"]
     list_filter = [
         "media_type", "is_favorite", "rating", ("machine", MachineFilter),
-        "project", "tags",
+        "project", "tags", ArchivedFilter,
     ]
     search_fields = ["prompt", "notes", "tags__name"]
     list_per_page = 120
@@ -48,7 +48,8 @@ class ProductAdmin(ModelAdmin):
             "media", "media_type", "cost", "created_at",
         ]}),
     ]
-    actions = ["mark_favorite", "unmark_favorite", "rate_selected", "vary_seed_selected"]
+    actions = ["mark_favorite", "unmark_favorite", "rate_selected", "vary_seed_selected",
+               *BULK_ACTIONS]
     actions_detail = ["vary_seed_detail", "order_again_detail", "other_machine_detail"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
@@ -95,11 +96,8 @@ class ProductAdmin(ModelAdmin):
         return f"{media.width}×{media.height}" if media.width else "-"
 
     @action(description="Mark as favorite", permissions=["change"])
-    def mark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        count = queryset.update(is_favorite=True)
-        self.message_user(request, ngettext(
-            "%d product marked as favorite.", "%d products marked as favorite.", count
-        ) % count)
+    def mark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]):
+        return favorite(self, request, queryset, "mark_favorite", on=True)
 
     @action(description="Order again", url_path="order-again",
             icon="content_copy", permissions=["order_again"])
@@ -164,14 +162,8 @@ class ProductAdmin(ModelAdmin):
         return super().changelist_view(request, context)
 
     @action(description="Remove from favorites", permissions=["change"])
-    def unmark_favorite(
-        self, request: HttpRequest, queryset: QuerySet[Product]
-    ) -> None:
-        count = queryset.set_favorite(False)
-        self.message_user(request, ngettext(
-            "%d product removed from favorites.",
-            "%d products removed from favorites.", count,
-        ) % count)
+    def unmark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]):
+        return favorite(self, request, queryset, "unmark_favorite", on=False)
 
     @action(description="Rate…", permissions=["change"])
     def rate_selected(

@@ -197,6 +197,9 @@ if AWS_STORAGE_BUCKET_NAME:
             "querystring_auth": _strict_bool("AWS_QUERYSTRING_AUTH", default=True),
             "file_overwrite": False,
             "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
+            # A file opened for reading is fetched whole first: above this
+            # size into a temporary file, not memory (zips read many).
+            "max_memory_size": 8 * 1024 * 1024,
         },
     }
 SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
@@ -279,6 +282,10 @@ def _amount(raw: str) -> Decimal:
 
 # Placing from the order form asks once more above this estimated cost.
 ORDER_CONFIRM_ABOVE = _read("ORDER_CONFIRM_ABOVE", _amount, Decimal("1.00"))
+
+# ---------------------------------------------------------------- inventory
+# Most products one zip download may hold.
+ZIP_MAX_PRODUCTS = _read("ZIP_MAX_PRODUCTS", int, 1000)
 
 # ---------------------------------------------------------------- logging
 LOGGING = {

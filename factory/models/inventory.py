@@ -1,7 +1,10 @@
 """The inventory: stored media files and the products that show them."""
+from collections.abc import Iterable
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from factory.models.catalog import FactoryMachine, Modality
 from factory.models.orders import OrderItem
@@ -26,6 +29,8 @@ class MediaFile(models.Model):
         return self.file.name
 
 
+TAG_BATCH = 1000
+TAG_LENGTH = Tag._meta.get_field("name").max_length
 RATING_MESSAGE = "A rating is a whole number from 1 to 5."
 FAVORITE_MESSAGE = "Favorite is either on or off."
 FAVORITE_WORDS = {"1": True, "on": True, "true": True,
@@ -60,6 +65,27 @@ def clean_favorite(value: object) -> bool:
     return flag
 
 
+def tags_named(text: str) -> list[Tag]:
+    """The tags a comma-separated ``text`` names, creating missing ones.
+
+    An existing tag is matched whatever its letter case, so "Sky" finds
+    "sky". A name longer than a tag may be raises ValidationError before
+    any tag is created.
+    """
+    names: dict[str, str] = {}
+    for name in filter(None, (part.strip() for part in text.split(","))):
+        if len(name) > TAG_LENGTH:
+            raise ValidationError(
+                f"The tag {name[:20]!r}… is longer than {TAG_LENGTH} characters."
+            )
+        names.setdefault(name.casefold(), name)  # the first spelling wins
+    return [
+        Tag.objects.filter(name__iexact=name).first()
+        or Tag.objects.get_or_create(name=name)[0]
+        for name in names.values()
+    ]
+
+
 class ProductQuerySet(models.QuerySet):
     def for_grid(self) -> "ProductQuerySet":
         """What the inventory grid reads, in one query."""
@@ -72,6 +98,52 @@ class ProductQuerySet(models.QuerySet):
     def set_favorite(self, value: object) -> int:
         """Mark or unmark every product as favorite; returns the count."""
         return self.update(is_favorite=clean_favorite(value))
+
+    def active(self) -> "ProductQuerySet":
+        """Products not archived: what the inventory shows by default."""
+        return self.filter(archived_at__isnull=True)
+
+    def archived(self) -> "ProductQuerySet":
+        return self.filter(archived_at__isnull=False)
+
+    def archive(self) -> int:
+        """Archive the active ones (their files stay); returns how many."""
+        return self.active().update(archived_at=timezone.now())
+
+    def restore(self) -> int:
+        """Bring archived ones back to the default view; returns how many."""
+        return self.archived().update(archived_at=None)
+
+    def move_to(self, project: Project | None) -> int:
+        """Put every product in ``project`` (None: in none); returns the count."""
+        return self.update(project=project)
+
+    def add_tags(self, tags: Iterable[Tag]) -> int:
+        """Give every product each of ``tags``; returns the product count.
+
+        Links already there are kept, so a rerun changes nothing. The
+        product ids are read in chunks, never all at once.
+        """
+        link = Product.tags.through
+        tag_ids = [tag.pk for tag in tags]
+        count, rows = 0, []
+        pks = self.order_by().values_list("pk", flat=True)
+        for product_id in pks.iterator(chunk_size=TAG_BATCH):
+            count += 1
+            rows += [link(product_id=product_id, tag_id=tag) for tag in tag_ids]
+            if len(rows) >= TAG_BATCH:
+                link.objects.bulk_create(rows, ignore_conflicts=True)
+                rows = []
+        link.objects.bulk_create(rows, ignore_conflicts=True)
+        return count
+
+    def remove_tags(self, tags: Iterable[Tag]) -> int:
+        """Take ``tags`` off every product; returns how many links went."""
+        link = Product.tags.through
+        deleted, _ = link.objects.filter(
+            product__in=self.order_by().values("pk"), tag__in=list(tags)
+        ).delete()
+        return deleted
 
 
 class Product(models.Model):
@@ -101,6 +173,10 @@ class Product(models.Model):
     tags = models.ManyToManyField(Tag, blank=True, related_name="products")
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="Set: out of the default view; its files are kept.",
+    )
 
     objects = ProductQuerySet.as_manager()
 

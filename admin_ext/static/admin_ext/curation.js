@@ -14,6 +14,8 @@
     return {
       density: this.$persist("medium").as("af-products-density"),
       selected: [],
+      across: false,
+      matching: 0,
       focusedPk: null,
       anchorPk: null,
       help: false,
@@ -21,7 +23,15 @@
       init() {
         const first = this.cards()[0];
         if (first) this.focusedPk = first.dataset.pk;
-        this.$watch("selected", () => this.showCount());
+        this.matching = Number(this.grid().dataset.matching || 0);
+        this.$watch("selected", () => {
+          if (!this.allSelected()) this.across = false;
+          this.showCount();
+        });
+        this.$watch("across", (on) => {
+          this.markAcross(on);
+          this.showCount();
+        });
       },
 
       /* Not $root: inside a card that is the card's own x-data. */
@@ -44,6 +54,21 @@
       toggleAll() {
         this.selected = this.allSelected() ? [] : this.pks();
       },
+      /* Offered once the whole page is chosen and more products match. */
+      canSelectAcross() {
+        return !this.across && this.allSelected() && this.matching > this.pks().length;
+      },
+      clearSelection() {
+        this.across = false;
+        this.selected = [];
+      },
+      /* The action form's select_across field, which Django reads. */
+      markAcross(on) {
+        const field = document.querySelector("#changelist-form input.select-across");
+        if (!field) return;
+        field.value = on ? "1" : "0";
+        field.dispatchEvent(new Event("input", { bubbles: true }));
+      },
       focusCard(pk) {
         this.focusedPk = pk;
       },
@@ -53,7 +78,9 @@
         const counter = document.querySelector("#changelist-form .action-counter");
         if (!counter) return;
         const total = counter.dataset.actionsIcnt || this.cards().length;
-        counter.textContent = `${this.selected.length} of ${total} selected`;
+        counter.textContent = this.across
+          ? `All ${this.matching} matching selected`
+          : `${this.selected.length} of ${total} selected`;
       },
 
       /* Select (or with on=false, unselect) from the anchor to pk. */
