@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('factory', '0003_machine_stars_order_seed_base'),
+        ('factory', '0004_product_archived_at'),
     ]
 
     operations = [
