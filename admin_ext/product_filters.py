@@ -80,8 +80,6 @@ class ProductMachineFilter(RelatedChoiceFilter):
 class ProviderFilter(RelatedChoiceFilter):
     """Providers whose machines made something."""
 
-    title = "provider"
-
     def choice_queryset(self) -> QuerySet:
         machines = _with_products(
             FactoryMachine.objects.filter(provider=OuterRef("pk")),
@@ -109,8 +107,20 @@ class MediaTypeFilter(ChoicesCheckboxFilter):
         return [Chip(f"Type: {label}", remove_params(changelist, self.lookup_kwarg))]
 
 
-class FavoriteFilter(BooleanRadioFilter):
+class Retitled:
+    """A field filter titled ``short_title`` rather than the field's name."""
+
+    short_title: str
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = self.short_title
+
+
+class FavoriteFilter(Retitled, BooleanRadioFilter):
     """Favorites only, or everything but them."""
+
+    short_title = "favorite"
 
     def chips(self, changelist: ChangeList) -> list[Chip]:
         value = self.value()
@@ -168,8 +178,10 @@ class TagFilter(MultipleRelatedDropdownFilter):
                      remove_params(changelist, self.lookup_kwarg))]
 
 
-class CreatedFilter(RangeDateFilter):
+class CreatedFilter(Retitled, RangeDateFilter):
     """Made between two days, both included, in the admin's time zone."""
+
+    short_title = "created"
 
     def _day(self, request: HttpRequest, end: str) -> datetime.date | None:
         text = self.used_parameters.get(f"{self.parameter_name}_{end}")

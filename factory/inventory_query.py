@@ -13,6 +13,7 @@ matches nothing.
 """
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -205,11 +206,13 @@ def parse_conditions(text: str) -> tuple[list[Condition], list[str]]:
 
 
 def parameter_keys(parameter_sets: list[object], limit: int = 40) -> list[str]:
-    """Dotted keys found in some parameter dicts, first seen first.
+    """The dotted keys most of these parameter dicts hold, in name order.
 
-    Nested objects give ``image_size.width``; lists are not walked.
+    Nested objects give ``image_size.width``; lists are not walked. The
+    ``limit`` most frequent keys are kept, then sorted, since PostgreSQL
+    does not keep the order keys were written in.
     """
-    keys: dict[str, None] = {}
+    counts: Counter[str] = Counter()
 
     def walk(value: object, prefix: str) -> None:
         if not isinstance(value, dict):
@@ -219,11 +222,8 @@ def parameter_keys(parameter_sets: list[object], limit: int = 40) -> list[str]:
             if isinstance(inner, dict):
                 walk(inner, dotted + ".")
             elif re.fullmatch(KEY, dotted):
-                keys.setdefault(dotted)
+                counts[dotted] += 1
 
     for parameters in parameter_sets:
         walk(parameters, "")
-        if len(keys) >= limit:
-            break
-    return list(keys)[:limit]
-
+    return sorted(key for key, _ in counts.most_common(limit))

@@ -139,11 +139,12 @@ def test_several_expressions_keep_the_good_ones():
     assert split_expressions("a=1; ;b=2") == ["a=1", "b=2"]
 
 
-def test_keys_are_dotted_first_seen_first_and_bounded():
+def test_keys_are_dotted_the_commonest_kept_and_sorted():
     keys = parameter_keys([
         {"seed": 1, "image_size": {"width": 1, "height": 2}},
         {"loras": [{"path": "x"}], "seed": 2, "bad key": 1},
         "not a dict",
     ])
-    assert keys == ["seed", "image_size.width", "image_size.height", "loras"]
+    assert keys == ["image_size.height", "image_size.width", "loras", "seed"]
+    assert parameter_keys([{"b": 1, "a": 1}, {"b": 2}], limit=1) == ["b"]
     assert len(parameter_keys([{f"k{i}": i for i in range(100)}], limit=5)) == 5
