@@ -121,7 +121,9 @@ class Condition:
         return Q(**{self._lookup(): value})
 
     def _lookup(self) -> str:
-        return "__".join(("parameters", *self.path))
+        """A JSON key path ending in ``exact``, so a key named like a lookup
+        (``contains``, ``in``) still reads as a key."""
+        return "__".join(("parameters", *self.path, "exact"))
 
 
 def _show(value: object) -> str:
@@ -165,20 +167,13 @@ def _value(text: str) -> object:
 def parse_condition(text: str) -> Condition:
     """One expression; raises ValidationError saying what is wrong."""
     text = text.strip()
-    found = RANGE.match(text)
-    if found:
-        low, high = (_number(end) if end else None
-                     for end in (found["low"], found["high"]))
-        if (found["low"] and low is None) or (found["high"] and high is None) \
-                or (low is None and high is None):
-            raise ValidationError(
-                f"“{text}”: a range needs numbers, e.g. steps 20..40.")
-        if low is not None and high is not None and low > high:
-            raise ValidationError(f"“{text}”: the range starts above its end.")
-        return Condition(found["key"], "..", (low, high), text)
-    found = COMPARISON.match(text)
+    found = RANGE.match(text) or COMPARISON.match(text)
     if not found:
         raise ValidationError(f"“{text}” is not a parameter expression. {SYNTAX_HELP}")
+    if "__" in found["key"]:
+        raise ValidationError(f"“{text}”: keys holding “__” cannot be searched.")
+    if found.re is RANGE:
+        return _range(found, text)
     op = TYPED.get(found["op"], found["op"])
     if not found["value"].strip():
         raise ValidationError(f"“{text}”: a value is missing after {found['op']}.")
@@ -187,6 +182,17 @@ def parse_condition(text: str) -> Condition:
         raise ValidationError(
             f"“{text}”: {found['op']} compares numbers; write a number after it.")
     return Condition(found["key"], op, value, text)
+
+
+def _range(found: re.Match, text: str) -> Condition:
+    """``key low..high``, either end left open but not both."""
+    low, high = (_number(end) if end else None for end in (found["low"], found["high"]))
+    if (found["low"] and low is None) or (found["high"] and high is None) \
+            or (low is None and high is None):
+        raise ValidationError(f"“{text}”: a range needs numbers, e.g. steps 20..40.")
+    if low is not None and high is not None and low > high:
+        raise ValidationError(f"“{text}”: the range starts above its end.")
+    return Condition(found["key"], "..", (low, high), text)
 
 
 def split_expressions(text: str) -> list[str]:

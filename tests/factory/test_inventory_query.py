@@ -21,7 +21,7 @@ PARAMETERS = [
     (11, {"seed": 11, "guidance_scale": "5", "num_inference_steps": 20,
           "image_size": "square_hd", "output_format": "png"}),
     (None, {"num_inference_steps": 50, "guidance_scale": 10,
-            "loras": [{"path": "a"}], "strength": 0.75}),
+            "loras": [{"path": "a"}], "strength": 0.75, "contains": "x", "in": 2}),
 ]
 
 
@@ -81,6 +81,9 @@ def _matching(products: list[Product], text: str) -> list[int]:
     ("seed=4.5", []),
     ("seed=abc", []),
     ("guidance_scale>=3; num_inference_steps<=30", [0]),
+    ("contains=x", [3]),  # keys named like lookups are still keys
+    ("in=2", [3]),
+    ("in 1..3", [3]),
 ])
 def test_expressions_match_by_value_and_type(products, text, expected):
     assert _matching(products, text) == expected
@@ -124,6 +127,8 @@ def test_values_keep_their_types():
     ("steps a..b", "a range needs numbers"),
     ("steps ..", "a range needs numbers"),
     ("3d=1", "is not a parameter expression"),
+    ("a__b=1", "cannot be searched"),
+    ("a__b 1..2", "cannot be searched"),
 ])
 def test_bad_expressions_say_what_is_wrong(text, fragment):
     with pytest.raises(ValidationError) as raised:
