@@ -12,10 +12,14 @@ from unfold.decorators import action, display
 from admin_ext.bulk import ACTIONS as BULK_ACTIONS, ArchivedFilter, favorite
 from admin_ext.curation import confirm_rating, curation_urls, remember_view
 from admin_ext.display import thumbnail_html
+from admin_ext.product_filters import (
+    CreatedFilter, FavoriteFilter, MediaTypeFilter, OrderFilter, ParameterFilter,
+    ProductMachineFilter, ProjectFilter, PromptFilter, ProviderFilter, RatingFilter,
+    TagFilter, search_with_seed,
+)
 from admin_ext.variations import (
     ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
 )
-from admin_ext.filters import MachineFilter
 from factory.models import MediaFile, Product
 from factory.recipes import order_again_from_product
 
@@ -28,9 +32,13 @@ class ProductAdmin(ModelAdmin):
     ]
     list_display_links = ["display_thumbnail", "__str__"]
     list_filter = [
-        "media_type", "is_favorite", "rating", ("machine", MachineFilter),
-        "project", "tags", ArchivedFilter,
+        ParameterFilter, PromptFilter, ("machine", ProductMachineFilter),
+        ("machine__provider", ProviderFilter), ("project", ProjectFilter),
+        ("media_type", MediaTypeFilter), RatingFilter, ("is_favorite", FavoriteFilter),
+        ("tags", TagFilter), ("created_at", CreatedFilter), OrderFilter, ArchivedFilter,
     ]
+    list_filter_submit = True
+    show_facets = admin.ShowFacets.NEVER  # counts would read every product
     search_fields = ["prompt", "notes", "tags__name"]
     list_per_page = 120
     show_full_result_count = False
@@ -63,6 +71,12 @@ class ProductAdmin(ModelAdmin):
         if lookup == "item__order__id__exact":
             return True
         return super().lookup_allowed(lookup, value, request)
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        """The admin's search, finding a seed too when the term is a number."""
+        found, may_have_duplicates = super().get_search_results(
+            request, queryset, search_term)
+        return search_with_seed(queryset, found, search_term), may_have_duplicates
 
     def has_order_again_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("factory.add_order")
