@@ -85,19 +85,22 @@
       },
       closeLightbox() {
         this.lightbox = false;
-        this.slot()?.querySelectorAll(".af-lightbox video").forEach((video) => video.pause());
+        document.querySelectorAll(".af-lightbox video").forEach((video) => video.pause());
       },
       image() {
-        return this.slot()?.querySelector("[data-lightbox-image]");
+        return document.querySelector("#af-lightbox [data-lightbox-image]");
       },
       /* Scale 1 is the picture fitted to the screen. */
       fit() {
         this.zoom = { scale: 1, x: 0, y: 0 };
       },
+      /* The scale showing one image pixel per screen pixel. The image box
+       * fills the stage and its picture is contained in it. */
       actualScale() {
         const image = this.image();
-        if (!image || !image.offsetWidth) return 1;
-        return image.naturalWidth / image.offsetWidth;
+        if (!image || !image.naturalWidth || !image.clientWidth) return 1;
+        return 1 / Math.min(image.clientWidth / image.naturalWidth,
+          image.clientHeight / image.naturalHeight);
       },
       actualSize() {
         this.zoom = { scale: this.actualScale(), x: 0, y: 0 };
@@ -111,7 +114,8 @@
       /* Zoom by factor, keeping the point (px, py) from the stage centre still. */
       zoomBy(factor, px = 0, py = 0) {
         const old = this.zoom.scale;
-        const scale = Math.min(MAX_ZOOM, Math.max(1, old * factor));
+        const actual = this.actualScale();
+        const scale = Math.min(MAX_ZOOM * actual, Math.max(Math.min(1, actual), old * factor));
         if (scale === 1) { this.fit(); return; }
         const ratio = scale / old;
         this.zoom = {
@@ -130,7 +134,10 @@
       },
       onPointerDown(event) {
         if (!this.image() || event.button !== 0 || event.target.closest("button")) return;
-        this.dragging = { x: event.clientX, y: event.clientY, moved: false, from: { ...this.zoom } };
+        this.dragging = {
+          x: event.clientX, y: event.clientY, moved: false, from: { ...this.zoom },
+          onImage: event.target === this.image(),
+        };
         event.currentTarget.setPointerCapture(event.pointerId);
       },
       onPointerMove(event) {
@@ -139,7 +146,7 @@
         const dx = event.clientX - drag.x;
         const dy = event.clientY - drag.y;
         if (Math.abs(dx) + Math.abs(dy) > DRAG_SLOP) drag.moved = true;
-        if (drag.moved && this.zoom.scale > 1) {
+        if (drag.moved && this.zoom.scale !== 1) {
           this.zoom = { ...this.zoom, x: drag.from.x + dx, y: drag.from.y + dy };
         }
       },
@@ -148,10 +155,10 @@
         const drag = this.dragging;
         this.dragging = null;
         if (!drag || drag.moved) return;
-        if (event.target !== this.image()) { if (this.zoom.scale === 1) this.closeLightbox(); return; }
-        if (this.zoom.scale > 1) { this.fit(); return; }
-        const target = Math.max(2, this.actualScale());
-        this.zoomBy(target, ...this.fromCentre(event));
+        if (!drag.onImage) return;  // pointer capture retargets the up event
+        if (this.zoom.scale !== 1) { this.fit(); return; }
+        const actual = this.actualScale();
+        this.zoomBy(actual > 1.2 ? actual : 2, ...this.fromCentre(event));
       },
 
       /* Keys for the panel and the lightbox; true when the key was used. */
