@@ -142,7 +142,7 @@
         if (key === "?") { this.help = !this.help; event.preventDefault(); return; }
         if (this.help) return;
         /* Enter and Space on a focused link or button keep their own meaning. */
-        if ((key === "Enter" || key === " ") && event.target.closest("a, button, summary")) return;
+        if ((key === "Enter" || key === " ") && event.target.closest("a:not(.af-card__media), button, summary")) return;
         if (this.focusedPk && this.panelKey(event)) { event.preventDefault(); return; }
         if (key.startsWith("Arrow")) { this.move(key); event.preventDefault(); return; }
         if (!this.focusedPk) return;
