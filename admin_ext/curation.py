@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.admin import ModelAdmin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
@@ -100,6 +101,7 @@ def edit_notes(product: Product, data: QueryDict) -> None:
 def render_card(
     model_admin: ModelAdmin, request: HttpRequest, product: Product
 ) -> HttpResponse:
+    """The product's card, which the grid swaps in after an edit."""
     return TemplateResponse(request, CARD_TEMPLATE, card_context(
         model_admin, request, product=product,
     ))
@@ -115,6 +117,8 @@ def curation_urls(model_admin: ModelAdmin) -> list[URLPattern]:
 
     @require_GET
     def panel(request: HttpRequest, object_id: int) -> HttpResponse:
+        if not model_admin.has_view_permission(request):
+            return _refusal("You may not view products.", 403)
         return panel_view(model_admin, request, object_id)
 
     @require_GET
@@ -147,12 +151,16 @@ def edit_product(
     model_admin: ModelAdmin, request: HttpRequest, object_id: int, edit: Edit,
     render: Render,
 ) -> HttpResponse:
-    """Apply one edit to one product and answer with what shows it."""
+    """Apply one edit to one product and answer with what shows it.
+
+    A refused edit writes nothing, even one that did part of its work.
+    """
     product = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
     if not model_admin.has_change_permission(request, product):
         return _refusal("You may not change products.", 403)
     try:
-        edit(product, request.POST)
+        with transaction.atomic():
+            edit(product, request.POST)
     except ValidationError as exc:
         return _refusal(" ".join(exc.messages), 400)
     return render(model_admin, request, product)
@@ -162,10 +170,8 @@ def tag_suggestions(model_admin: ModelAdmin, request: HttpRequest) -> HttpRespon
     """Existing tag names matching ``?q=``, for the panel's tag input."""
     if not model_admin.has_change_permission(request):
         return _refusal("You may not change products.", 403)
-    text = request.GET.get("q", "")
-    names = list(Tag.objects.suggest(text).values_list("name", flat=True)) \
-        if text.strip() else []
-    return JsonResponse({"tags": names})
+    tags = Tag.objects.suggest(request.GET.get("q", ""))
+    return JsonResponse({"tags": list(tags.values_list("name", flat=True))})
 
 
 def card_context(model_admin: ModelAdmin, request: HttpRequest, **extra) -> dict:

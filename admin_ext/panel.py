@@ -79,9 +79,6 @@ def panel_view(
     product = get_object_or_404(
         model_admin.get_queryset(request).for_panel(), pk=object_id
     )
-    if not model_admin.has_view_permission(request, product):
-        return HttpResponse("You may not view products.", status=403,
-                            content_type="text/plain")
     item = product.item
     context = {
         **section_context(model_admin, request, product),

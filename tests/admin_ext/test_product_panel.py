@@ -254,6 +254,23 @@ def test_edits_need_the_csrf_token(product, operator, name, data):
 
 
 @pytest.mark.django_db
+def test_a_refused_tag_edit_writes_nothing(product, operator):
+    response = _client(operator).post(
+        _url("tags", product), {"add": "kept out", "remove": "bad\x00"}
+    )
+    assert response.status_code == 400
+    assert _tags(product) == [] and not Tag.objects.exists()
+
+
+@pytest.mark.django_db
+def test_panel_needs_the_view_permission(product, django_user_model):
+    stranger = django_user_model.objects.create_user("stranger", is_staff=True)
+    response = _client(stranger).get(_url("panel", product))
+    assert response.status_code == 403
+    assert response.content.decode() == "You may not view products."
+
+
+@pytest.mark.django_db
 def test_edits_and_panel_refuse_the_wrong_method(product, operator):
     client = _client(operator)
     assert client.get(_url("tags", product)).status_code == 405

@@ -37,12 +37,12 @@ def test_panel_tags_moves_and_opens_the_lightbox(page, live_server, gallery):
     page.keyboard.press("t")
     assert page.evaluate("document.activeElement.id") == "af-tag-input"
     page.keyboard.type("misty harbour")
-    page.wait_for_selector("#af-tag-options li:has-text('Create “misty harbour”')")
+    page.wait_for_selector(".af-tag-input__options li:has-text('Create “misty harbour”')")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-tag='misty harbour']")
     assert page.input_value("#af-tag-input") == ""
     page.keyboard.type("suns")
-    page.wait_for_selector("#af-tag-options li.is-active:has-text('sunset')")
+    page.wait_for_selector(".af-tag-input__options li.is-active:has-text('sunset')")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-tag='sunset']")
     assert _tags(first) == ["misty harbour", "sunset"]
@@ -51,6 +51,17 @@ def test_panel_tags_moves_and_opens_the_lightbox(page, live_server, gallery):
     page.select_option("#af-project-select", label="Harbour studies")
     page.wait_for_selector(f"#af-project-select option[value='{project.pk}'][selected]",
                            state="attached")
+    assert Product.objects.get(pk=first.pk).project == project
+
+    Project.objects.create(name="Print run")
+    page.click("[data-panel-next]")
+    page.click("[data-panel-prev]")  # the panel now offers Print run
+    _panel_for(page, first)
+    page.wait_for_selector("#af-project-select option:has-text('Print run')", state="attached")
+    Project.objects.filter(name="Print run").update(is_archived=True)
+    page.select_option("#af-project-select", label="Print run")
+    page.wait_for_selector("#af-grid-toast:has-text('Print run is archived')")
+    assert page.locator("#af-project-select option:checked").inner_text() == "Harbour studies"
     assert Product.objects.get(pk=first.pk).project == project
 
     page.fill("#af-notes-input", "Keep for the print run")
@@ -76,6 +87,7 @@ def test_panel_tags_moves_and_opens_the_lightbox(page, live_server, gallery):
     page.keyboard.press("4")
     page.wait_for_selector(f"#product-card-{second.pk}[data-rating='4']")
     page.wait_for_selector("[data-panel-rate='4'].is-on")
+    page.wait_for_selector(f"#product-card-{second.pk}.is-open.is-focused")
 
     page.keyboard.press("l")
     page.wait_for_selector("#af-lightbox", state="visible")

@@ -12,9 +12,8 @@
   const MOVES = { ArrowLeft: -1, ArrowRight: 1 };
 
   function productGrid() {
-    const panel = window.afProductPanel ? window.afProductPanel() : {};
     return {
-      ...panel,
+      ...window.afProductPanel(),
       density: this.$persist("medium").as("af-products-density"),
       selected: [],
       focusedPk: null,
@@ -27,13 +26,14 @@
         this.$watch("selected", () => this.showCount());
         const grid = this.grid();
         if (!grid) return;
-        grid.addEventListener("htmx:afterSwap", (event) => {
-          if (event.detail.target.closest?.("[data-card]") || event.detail.elt?.matches?.("[data-card]")) {
-            this.syncPanel?.();
-          }
-        });
         grid.addEventListener("htmx:afterSettle", (event) => {
-          if (event.detail.target.id === "af-panel") this.applyPendingFocus();
+          const target = event.detail.target;
+          if (target.id === "af-panel") this.applyPendingFocus();
+          if (!target.matches?.("[data-card]") && !event.detail.elt?.matches?.("[data-card]")) return;
+          this.syncPanel();
+          /* Settling put back the new card's server-side class over the
+           * focus and selection rings Alpine had bound: bind them again. */
+          this.selected = [...this.selected];
         });
       },
 
