@@ -93,15 +93,30 @@ def test_panel_tags_moves_and_opens_the_lightbox(page, live_server, gallery):
     page.wait_for_selector("#af-lightbox", state="visible")
     image = page.locator("#af-lightbox [data-lightbox-image]")
     assert page.inner_text("[data-zoom-label]") == "Fit"
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SCREENSHOTS / "product-lightbox.png"))
     box = image.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 3, box["y"] + box["height"] / 3)
     page.wait_for_function(
         "() => document.querySelector('[data-zoom-label]').textContent.endsWith('%')"
     )
+    moved = image.get_attribute("style")
+    page.mouse.move(box["x"] + 300, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 200, box["y"] + 250, steps=5)
+    page.mouse.up()
+    assert image.get_attribute("style") != moved  # dragged
     page.wait_for_timeout(200)
-    page.screenshot(path=str(SCREENSHOTS / "product-lightbox.png"))
+    page.screenshot(path=str(SCREENSHOTS / "product-lightbox-zoom.png"))
+    page.click("[data-zoom-actual]")
+    assert page.inner_text("[data-zoom-label]") == "100%"
     page.click("[data-zoom-fit]")
     assert page.inner_text("[data-zoom-label]") == "Fit"
+    page.mouse.move(box["x"] + 100, box["y"] + 100)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(
+        "() => document.querySelector('[data-zoom-label]').textContent.endsWith('%')"
+    )
     page.keyboard.press("Escape")
     page.wait_for_selector("#af-lightbox", state="hidden")
     page.keyboard.press("Escape")
