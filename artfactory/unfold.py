@@ -12,12 +12,12 @@ UNFOLD = {
     "STYLES": [
         "admin_ext.assets.order_form_css", "admin_ext.assets.editors_css",
         "admin_ext.assets.progress_css", "admin_ext.assets.machines_css",
-        "admin_ext.assets.inventory_css",
+        "admin_ext.assets.inventory_css", "admin_ext.assets.panel_css",
         "admin_ext.assets.compare_css",
     ],
     "SCRIPTS": [
         "admin_ext.assets.editors_js", "admin_ext.assets.picker_js",
-        "admin_ext.assets.curation_js",
+        "admin_ext.assets.panel_js", "admin_ext.assets.curation_js",
     ],
     "COLORS": {
         "primary": {

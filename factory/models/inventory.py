@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from factory.models.catalog import FactoryMachine, Modality
 from factory.models.orders import OrderItem
-from factory.models.projects import Project, Tag
+from factory.models.projects import Project, Tag, clean_tag_name
+from factory.parameters.schema import ParameterError, check_text
 
 
 class MediaFile(models.Model):
@@ -30,9 +31,10 @@ class MediaFile(models.Model):
 
 
 TAG_BATCH = 1000
-TAG_LENGTH = Tag._meta.get_field("name").max_length
 RATING_MESSAGE = "A rating is a whole number from 1 to 5."
 FAVORITE_MESSAGE = "Favorite is either on or off."
+PROJECT_MESSAGE = "Choose one of the open projects, or none."
+NOTES_MAX_LENGTH = 10_000
 FAVORITE_WORDS = {"1": True, "on": True, "true": True,
                   "0": False, "off": False, "false": False}
 
@@ -68,28 +70,61 @@ def clean_favorite(value: object) -> bool:
 def tags_named(text: str) -> list[Tag]:
     """The tags a comma-separated ``text`` names, creating missing ones.
 
-    An existing tag is matched whatever its letter case, so "Sky" finds
-    "sky". A name longer than a tag may be raises ValidationError before
-    any tag is created.
+    Each name is cleaned and matched as ``TagQuerySet.named`` does, so
+    "Sky" finds "sky"; a bad name raises ValidationError before any tag
+    is created.
     """
-    names: dict[str, str] = {}
-    for name in filter(None, (part.strip() for part in text.split(","))):
-        if len(name) > TAG_LENGTH:
-            raise ValidationError(
-                f"The tag {name[:20]!r}… is longer than {TAG_LENGTH} characters."
-            )
-        names.setdefault(name.casefold(), name)  # the first spelling wins
-    return [
-        Tag.objects.filter(name__iexact=name).first()
-        or Tag.objects.get_or_create(name=name)[0]
-        for name in names.values()
-    ]
+    names = [part for part in text.split(",") if part.strip()]
+    for name in names:
+        clean_tag_name(name)  # all refused before any is made
+    return Tag.objects.named(names)
+
+
+def clean_project(value: object) -> Project | None:
+    """An open project from a primary key; blank means no project."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        pk = int(str(value).strip())
+    except ValueError:
+        raise ValidationError(PROJECT_MESSAGE, code="invalid_project") from None
+    project = Project.objects.filter(pk=pk).first()
+    if project is None:
+        raise ValidationError(PROJECT_MESSAGE, code="invalid_project")
+    if project.is_archived:
+        raise ValidationError(
+            f"{project} is archived; products cannot move into it.",
+            code="archived_project",
+        )
+    return project
+
+
+def clean_notes(value: object) -> str:
+    """Notes from user input: line ends made \\n, at most NOTES_MAX_LENGTH."""
+    text = str(value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    try:
+        check_text(text, "The notes")
+    except ParameterError as exc:
+        raise ValidationError(f"{exc}.", code="invalid_notes") from None
+    if len(text) > NOTES_MAX_LENGTH:
+        raise ValidationError(
+            f"Notes are at most {NOTES_MAX_LENGTH:,} characters; these have "
+            f"{len(text):,}.", code="notes_too_long",
+        )
+    return text
 
 
 class ProductQuerySet(models.QuerySet):
     def for_grid(self) -> "ProductQuerySet":
         """What the inventory grid reads, in one query."""
         return self.select_related("media", "machine__provider", "project")
+
+    def for_panel(self) -> "ProductQuerySet":
+        """What the side panel reads besides the card: lineage and tags."""
+        return self.select_related(
+            "media", "machine__provider", "project", "item__order__project",
+            "item__retry_of",
+        ).prefetch_related("tags", "item__retries")
 
     def rate(self, value: object) -> int:
         """Give every product the same rating (blank clears); returns the count."""
@@ -212,6 +247,29 @@ class Product(models.Model):
         """Mark or unmark as favorite; saves only that flag."""
         self.is_favorite = clean_favorite(value)
         self.save(update_fields=["is_favorite"])
+
+    def add_tags(self, names: list[str]) -> None:
+        """Add tags by name, making new ones; the other tags stay.
+
+        Adding to the set (never replacing it) keeps what someone else
+        added meanwhile.
+        """
+        self.tags.add(*Tag.objects.named(names))
+
+    def remove_tags(self, names: list[str]) -> None:
+        """Take the named tags off this product; unknown names are ignored."""
+        cleaned = [clean_tag_name(name) for name in names]
+        self.tags.remove(*self.tags.filter(name__in=cleaned))
+
+    def set_project(self, value: object) -> None:
+        """File under an open project (a primary key), or none when blank."""
+        self.project = clean_project(value)
+        self.save(update_fields=["project"])
+
+    def set_notes(self, value: object) -> None:
+        """Replace the notes; saves only them."""
+        self.notes = clean_notes(value)
+        self.save(update_fields=["notes"])
 
     def toggle_favorite(self) -> bool:
         """Flip the favorite flag, save it and return the new state."""

@@ -198,7 +198,7 @@ def test_tag_without_a_tag_is_refused_on_the_page(products, operator):
     assert page.status_code == 200
     assert "Pick a tag or type a new one." in page.content.decode()
     long = _confirm(client, "tag_selected", _pks(products[:2]), new="x" * 70)
-    assert "longer than 64 characters" in long.content.decode()
+    assert "A tag is at most 64 characters" in long.content.decode()
     assert not Tag.objects.exists()
 
 

@@ -2,7 +2,8 @@
  *
  * Django's actions.js binds only table rows, so the grid keeps its own
  * selection (the checkboxes are still the `_selected_action` inputs the
- * actions read). Ctrl/Cmd shortcuts are left to unfold.
+ * actions read). Ctrl/Cmd shortcuts are left to unfold. The side panel
+ * and the lightbox (panel.js) are mixed into the same component.
  */
 (function () {
   "use strict";
@@ -12,6 +13,7 @@
 
   function productGrid() {
     return {
+      ...window.afProductPanel(),
       density: this.$persist("medium").as("af-products-density"),
       selected: [],
       across: false,
@@ -23,7 +25,9 @@
       init() {
         const first = this.cards()[0];
         if (first) this.focusedPk = first.dataset.pk;
-        this.matching = Number(this.grid().dataset.matching || 0);
+        const grid = this.grid();
+        if (!grid) return;
+        this.matching = Number(grid.dataset.matching || 0);
         this.$watch("selected", () => {
           if (!this.allSelected()) this.across = false;
           this.showCount();
@@ -31,6 +35,15 @@
         this.$watch("across", (on) => {
           this.markAcross(on);
           this.showCount();
+        });
+        grid.addEventListener("htmx:afterSettle", (event) => {
+          const target = event.detail.target;
+          if (target.id === "af-panel") this.applyPendingFocus();
+          if (!target.matches?.("[data-card]") && !event.detail.elt?.matches?.("[data-card]")) return;
+          this.syncPanel();
+          /* Settling put back the new card's server-side class over the
+           * focus and selection rings Alpine had bound: bind them again. */
+          this.selected = [...this.selected];
         });
       },
 
@@ -105,9 +118,13 @@
         if (event.shiftKey && this.anchorPk) this.selectRange(pk, event.target.checked);
         else this.anchorPk = pk;
       },
-      /* Shift-click on a picture selects; a plain click opens it. */
+      /* Shift-click on a picture selects; a plain click opens the panel
+       * (the card's own handler), Ctrl/Cmd-click the full page. */
       openCard(event, pk) {
-        if (!event.shiftKey) return;
+        if (!event.shiftKey) {
+          if (!event.ctrlKey && !event.metaKey && event.button === 0) event.preventDefault();
+          return;
+        }
         event.preventDefault();
         this.focusedPk = pk;
         if (this.anchorPk) this.selectRange(pk);
@@ -128,6 +145,7 @@
         const next = Math.min(cards.length - 1, Math.max(0, at + step));
         this.focusedPk = pks[next];
         cards[next].scrollIntoView({ block: "nearest" });
+        if (this.panel?.pk && this.panel.pk !== pks[next]) this.openPanel(pks[next]);
       },
 
       rate(value) {
@@ -142,18 +160,17 @@
         const button = this.card()?.querySelector("[data-favorite-toggle]");
         if (button) button.click();
       },
-      open() {
-        const card = this.card();
-        if (card) window.location.href = card.dataset.href;
-      },
-
       onKey(event) {
         if (event.ctrlKey || event.metaKey || event.altKey) return;
         if (event.target.closest && event.target.closest(TYPING)) return;
+        if (modalOpen()) return;
         const key = event.key;
-        if (key === "Escape") { this.help = false; return; }
+        if (key === "Escape" && this.help) { this.help = false; return; }
         if (key === "?") { this.help = !this.help; event.preventDefault(); return; }
         if (this.help) return;
+        /* Enter and Space on a focused link or button keep their own meaning. */
+        if ((key === "Enter" || key === " ") && event.target.closest("a:not(.af-card__media), button, summary")) return;
+        if (this.focusedPk && this.panelKey(event)) { event.preventDefault(); return; }
         if (key.startsWith("Arrow")) { this.move(key); event.preventDefault(); return; }
         if (!this.focusedPk) return;
         const lower = key.toLowerCase();
@@ -161,16 +178,29 @@
         else if (lower === "x") this.toggleSelected(this.focusedPk);
         else if (key >= "1" && key <= "5" && key.length === 1) this.rate(key);
         else if (key === "0") this.rate("");
-        else if (key === "Enter" && !event.target.closest("a, button")) this.open();
         else return;
         event.preventDefault();
       },
     };
   }
 
+  /* Unfold's dialog (Vary seed) is open: its keys are its own. */
+  function modalOpen() {
+    const overlay = document.getElementById("modal-overlay");
+    return Boolean(overlay) && getComputedStyle(overlay).display !== "none";
+  }
+
   document.addEventListener("alpine:init", () => {
     window.Alpine.data("productGrid", productGrid);
   });
+
+  /* A refused panel edit puts its control back to the saved value. */
+  function revert(target) {
+    target.querySelectorAll("select").forEach((select) => {
+      [...select.options].forEach((option) => { option.selected = option.defaultSelected; });
+    });
+    target.querySelectorAll("textarea").forEach((area) => { area.value = area.defaultValue; });
+  }
 
   /* A refused edit keeps the card as it was and says why. */
   let toastTimer = null;
@@ -186,14 +216,15 @@
   document.addEventListener("htmx:beforeSwap", (event) => {
     const status = event.detail.xhr.status;
     const target = event.detail.target;
-    if (status < 400 || !target || !target.closest || !target.closest("[data-card]")) return;
+    if (status < 400 || !target || !target.closest || !target.closest("[data-card], [data-panel], #af-panel")) return;
     event.detail.shouldSwap = false;
+    revert(target);
     const text = event.detail.xhr.getResponseHeader("Content-Type")?.startsWith("text/plain")
       ? event.detail.xhr.responseText : "";
     toast(text || "That change was not saved. Reload the page and try again.");
   });
   document.addEventListener("htmx:sendError", (event) => {
-    if (event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("[data-card]")) {
+    if (event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("[data-card], [data-panel], #af-panel")) {
       toast("The server could not be reached; nothing was changed.");
     }
   });
