@@ -280,6 +280,13 @@ def _amount(raw: str) -> Decimal:
 # Placing from the order form asks once more above this estimated cost.
 ORDER_CONFIRM_ABOVE = _read("ORDER_CONFIRM_ABOVE", _amount, Decimal("1.00"))
 
+# ---------------------------------------------------------------- import/export
+# Export needs the model's view permission, import its change permission
+# (and add, where an import adds rows: admin_ext/data/admin.py).
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+
 # ---------------------------------------------------------------- logging
 LOGGING = {
     "version": 1,
