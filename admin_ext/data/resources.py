@@ -11,8 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.utils import timezone
 from import_export import fields, resources
+from import_export.instance_loaders import ModelInstanceLoader
 from import_export.results import Error, Result
 
 from admin_ext.data.widgets import (
@@ -39,8 +41,43 @@ def column(name: str, widget: Any = None, attribute: str | None = "", **kwargs: 
     )
 
 
+LOAD_CHUNK = 2000
+
+
+class KeyLoader(ModelInstanceLoader):
+    """Every row's existing instance from a few queries, by its key column,
+    instead of one query per row; cells that are no key are left to the
+    row checks."""
+
+    def __init__(self, resource: "DataResource", dataset: Any = None) -> None:
+        super().__init__(resource, dataset)
+        (name,) = resource.get_import_id_fields()
+        self.field = resource.fields[name]
+        keys = [] if dataset is None or self.field.column_name not in (dataset.headers or []) \
+            else list({_key(value) for value in dataset[self.field.column_name]} - {""})
+        queryset = self.get_queryset()
+        self.found: dict[str, Model] = {}
+        for start in range(0, len(keys), LOAD_CHUNK):
+            chunk = keys[start:start + LOAD_CHUNK]
+            for instance in queryset.filter(**{f"{self.field.attribute}__in": chunk}):
+                self.found[_key(getattr(instance, self.field.attribute))] = instance
+
+    def get_instance(self, row: dict[str, Any]) -> Model | None:
+        return self.found.get(_key(row.get(self.field.column_name)))
+
+
+def _key(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
 class DataResource(resources.ModelResource):
-    """The checks every import shares; subclasses declare their columns."""
+    """The checks every import shares; subclasses declare their columns.
+
+    Rows are written in batches (``use_bulk``) unless a resource saves
+    many-to-many values or per-row hooks; every row is still checked one
+    by one first, and key clashes are caught by the row checks, so the
+    database's unique check is not asked again per row.
+    """
 
     #: Whether an import may add rows (then it needs the add permission too).
     creates_rows = True
@@ -52,6 +89,9 @@ class DataResource(resources.ModelResource):
         report_skipped = True
         clean_model_instances = True
         use_transactions = True
+        use_bulk = True
+        batch_size = 1000
+        instance_loader_class = KeyLoader
 
     # ------------------------------------------------------------ file level
     def column_names(self) -> list[str]:
@@ -85,6 +125,24 @@ class DataResource(resources.ModelResource):
         self._seen: dict[tuple, int] = {}
         return super().import_data(dataset, dry_run=dry_run, raise_errors=raise_errors,
                                    **kwargs)
+
+    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
+        # Keys are unique by the loader and duplicate_problems; the model's
+        # unique check would ask the database once more for every row.
+        super().validate_instance(instance, import_validation_errors, validate_unique=False)
+
+    def get_bulk_update_fields(self) -> list[str]:
+        """The model fields an import writes, for bulk_update."""
+        names = [field.attribute for name, field in self.fields.items()
+                 if field.attribute and not field.readonly
+                 and name not in self.get_import_id_fields()]
+        if any(f.name == "updated_at" for f in self._meta.model._meta.fields):
+            names.append("updated_at")
+        return names
+
+    def before_save_instance(self, instance: Model, row, **kwargs: Any) -> None:
+        if hasattr(instance, "updated_at"):
+            instance.updated_at = timezone.now()  # bulk_update skips auto_now
 
     # ------------------------------------------------------------ row level
     def before_import_row(self, row: dict[str, Any], **kwargs: Any) -> None:
@@ -232,8 +290,15 @@ class MachineResource(DataResource):
                   "input_schema", "defaults", "aliases", "safety", "output_key",
                   "price", "description", "concurrency_limit", "is_active"]
 
+    def get_queryset(self) -> QuerySet:
+        return super().get_queryset().select_related("provider")
+
     def filter_export(self, queryset, **kwargs):
         return queryset.select_related("provider")
+
+    def get_bulk_update_fields(self) -> list[str]:
+        return [*super().get_bulk_update_fields(), "price_amount", "price_unit",
+                "price_currency"]
 
     def dehydrate_price(self, machine: FactoryMachine) -> dict[str, str]:
         return price_of(machine)
@@ -286,6 +351,9 @@ class RecipeColumns(DataResource):
     seed_strategy = column("seed_strategy")
     seed = column("seed", IntegerCell())
     safety_checker = column("safety_checker", BooleanCell())
+
+    def get_queryset(self) -> QuerySet:
+        return super().get_queryset().select_related("machine")
 
     def filter_export(self, queryset, **kwargs):
         return queryset.select_related("machine")
@@ -341,6 +409,8 @@ class OrderResource(RecipeColumns):
         model = Order
         import_id_fields = ["id"]
         fields = ["id", "title", "machine", "project", "template", *RECIPE_COLUMNS]
+        use_bulk = False  # each draft is planned, counted and priced
+        instance_loader_class = ModelInstanceLoader
 
     def filter_export(self, queryset, **kwargs):
         return queryset.select_related("machine", "project", "template")
@@ -434,6 +504,8 @@ class ProductResource(DataResource):
         import_id_fields = ["id"]
         fields = PRODUCT_COLUMNS
         clean_model_instances = False  # only curation changes; each is checked
+        use_bulk = False  # tags are many-to-many
+        instance_loader_class = ModelInstanceLoader
 
     def matches_without(self, missing, headers):
         return missing == ["id"] and "content_hash" in headers

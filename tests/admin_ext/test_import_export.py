@@ -490,4 +490,4 @@ def test_ten_thousand_rows_import_in_seconds(catalog, client):
     started = time.monotonic()
     import_file(client, "tag", CSV, content)
     assert Tag.objects.count() == 10_000
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 40  # dry run, page and confirm
