@@ -171,7 +171,8 @@ class WildcardAdmin(DataAdminMixin, ModelAdmin):
     def has_upload_permission(self, request: HttpRequest) -> bool:
         return self.has_add_permission(request) and self.has_change_permission(request)
 
-    @action(description="Import wildcards", url_path="import", icon="upload_file",
+    # "import/" is the table import of admin_ext/data; these are dynamicprompts files.
+    @action(description="Import wildcard files", url_path="import-files", icon="upload_file",
             permissions=["upload"])
     def import_list(self, request: HttpRequest) -> HttpResponse:
         """Ask for .txt, .yaml or .json files; import them all or none on POST."""

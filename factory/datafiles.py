@@ -95,7 +95,7 @@ def cell_problem(value: Any, column: str) -> str | None:
 MAX_FILE_DEPTH = MAX_JSON_DEPTH + 2  # a list of rows of cells
 
 
-def parse_json(text: str, where: str = "The file") -> Any:
+def parse_json(text: str, where: str = "The JSON") -> Any:
     """JSON as the standard allows it: no NaN or Infinity, no key twice in
     one object, no integer of more than MAX_INTEGER_DIGITS digits, and no
     nesting deeper than MAX_FILE_DEPTH levels."""
@@ -106,18 +106,17 @@ def parse_json(text: str, where: str = "The file") -> Any:
         )
     except json.JSONDecodeError as exc:
         raise DataFileError(
-            f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}."
+            f"{where}: line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except RecursionError:
         raise DataFileError(
-            f"{where} is nested deeper than {MAX_FILE_DEPTH} levels."
+            f"{where}: nested deeper than {MAX_FILE_DEPTH} levels"
         ) from None
     except DataFileError as exc:
         raise DataFileError(f"{where}: {exc}") from None
     if _depth(value) > MAX_FILE_DEPTH:
         raise DataFileError(
-            f"{where} is nested deeper than {MAX_FILE_DEPTH} levels."
+            f"{where}: nested deeper than {MAX_FILE_DEPTH} levels"
         )
     return value
 

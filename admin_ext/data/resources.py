@@ -156,15 +156,7 @@ class DataResource(resources.ModelResource):
                 errors[name] = problem
         by_column = {field.column_name: field for field in self.get_import_fields()}
         for name, field in by_column.items():
-            if name in errors or name not in row:
-                continue
-            if isinstance(field.widget, JSONCell) and isinstance(row[name], str):
-                try:
-                    row[name] = self._json_cell(row[name], name)
-                except DataFileError as exc:
-                    errors[name] = str(exc)
-                    continue
-            if field.readonly:
+            if name in errors or name not in row or field.readonly:
                 continue
             try:
                 field.clean(row)
@@ -176,16 +168,6 @@ class DataResource(resources.ModelResource):
             errors.update(self.row_problems(row, by_column))
         if errors:
             raise ValidationError({name: [message] for name, message in errors.items()})
-
-    @staticmethod
-    def _json_cell(text: str, name: str) -> Any:
-        if not text.strip():
-            return None
-        value = datafiles.parse_json(text, where="The cell")
-        problem = datafiles.cell_problem(value, name)
-        if problem:
-            raise DataFileError(problem)
-        return value
 
     def duplicate_problems(self, row: dict[str, Any], number: int) -> dict[str, str]:
         """A key already used by an earlier row of the same file."""
@@ -307,17 +289,14 @@ class MachineResource(DataResource):
         """The seed files' checks: schema against the meta-schema, defaults
         against the schema, aliases, safety switch and price."""
         entry = self.cleaned(row, by_column)
-        entry.pop("provider", None)
         providers = [row["provider"]] if "provider" in row else []
         entry["provider"] = row.get("provider")
-        if "price" in row:
-            entry["price"] = row["price"]
         return located(entry_problems("machine", entry, providers), list(row))
 
     def import_instance(self, instance: FactoryMachine, row, **kwargs) -> None:
         super().import_instance(instance, row, **kwargs)
-        price = row.get("price")
-        if isinstance(price, dict):
+        price = self.fields["price"].clean(row) if "price" in row else None
+        if price:
             instance.price_amount = Decimal(price["amount"])
             instance.price_unit = price["unit"]
             instance.price_currency = price.get("currency", "USD")
@@ -359,9 +338,9 @@ class RecipeColumns(DataResource):
         return queryset.select_related("machine")
 
     def row_problems(self, row, by_column):
-        if isinstance(row.get("sweeps"), list):
+        if "sweeps" in row:
             try:
-                check_sweeps(row["sweeps"])
+                check_sweeps(by_column["sweeps"].clean(row))
             except ParameterError as exc:
                 return {"sweeps": str(exc)}
         return {}
@@ -390,8 +369,8 @@ class WildcardResource(DataResource):
         fields = ["name", "values", "description"]
 
     def row_problems(self, row, by_column):
-        values = row.get("values")
-        if isinstance(values, list) and not all(isinstance(v, str) for v in values):
+        values = by_column["values"].clean(row) if "values" in row else []
+        if not all(isinstance(v, str) for v in values):
             return {"values": "values must be a list of text fragments"}
         return {}
 

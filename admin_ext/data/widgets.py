@@ -6,6 +6,7 @@ resource shows against the column. Exports hand native values to the
 formats (admin_ext/data/formats.py), which write them per file type.
 """
 from decimal import Decimal, InvalidOperation
+import json
 import re
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import Model
 from import_export import widgets
 
-from factory.datafiles import MAX_INTEGER_DIGITS
+from factory.datafiles import MAX_INTEGER_DIGITS, DataFileError, cell_problem, parse_json
 from factory.models.inventory import FAVORITE_WORDS
 
 _WHOLE = re.compile(r"-?\d+")
@@ -100,7 +101,8 @@ class BooleanCell(widgets.BooleanWidget):
 
 
 class JSONCell(widgets.Widget):
-    """A JSON value; the resource has already parsed and checked text cells."""
+    """A JSON value: native in a JSON file, JSON text in a spreadsheet cell,
+    read as strictly as a whole JSON file."""
 
     def __init__(self, kind: type = dict) -> None:
         super().__init__()
@@ -109,13 +111,24 @@ class JSONCell(widgets.Widget):
     def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Any:
         if _blank(value):
             return self.kind()
+        if isinstance(value, str):
+            try:
+                value = parse_json(value, where="The cell's JSON")
+            except DataFileError as exc:
+                raise ValueError(str(exc)) from None
+            problem = cell_problem(value, "")
+            if problem:
+                raise ValueError(problem)
         if not isinstance(value, self.kind):
             raise ValueError(f"expected a JSON {_KIND_NAMES[self.kind]}, "
                              f"not {type(value).__name__}")
         return value
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> Any:
-        return value
+        """Native for the export formats; JSON text for the dry run's diff."""
+        if kwargs.get("force_native_type"):
+            return value
+        return json.dumps(value, ensure_ascii=False)
 
 
 _KIND_NAMES = {dict: "object", list: "list"}
