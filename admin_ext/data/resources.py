@@ -70,6 +70,18 @@ def _key(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+class Computed(fields.Field):
+    """A column worked out from the instance, shown in exports and in the
+    dry run's table alike (a ``dehydrate_`` method reaches only exports)."""
+
+    def __init__(self, name: str, getter: Any, widget: Any) -> None:
+        super().__init__(attribute=None, column_name=name, widget=widget)
+        self.getter = getter
+
+    def get_value(self, instance: Model) -> Any:
+        return self.getter(instance)
+
+
 class DataResource(resources.ModelResource):
     """The checks every import shares; subclasses declare their columns.
 
@@ -258,7 +270,7 @@ class MachineResource(DataResource):
     aliases = column("aliases", JSONCell(dict))
     safety = column("safety", JSONCell(dict))
     output_key = column("output_key")
-    price = column("price", JSONCell(dict), attribute=None)
+    price = Computed("price", price_of, JSONCell(dict))
     description = column("description")
     concurrency_limit = column("concurrency_limit", IntegerCell())
     is_active = column("is_active", BooleanCell())
@@ -281,9 +293,6 @@ class MachineResource(DataResource):
     def get_bulk_update_fields(self) -> list[str]:
         return [*super().get_bulk_update_fields(), "price_amount", "price_unit",
                 "price_currency"]
-
-    def dehydrate_price(self, machine: FactoryMachine) -> dict[str, str]:
-        return price_of(machine)
 
     def row_problems(self, row, by_column):
         """The seed files' checks: schema against the meta-schema, defaults
@@ -466,7 +475,8 @@ class ProductResource(DataResource):
     creates_rows = False
     id = column("id", IntegerCell(), readonly=True)
     content_hash = column("content_hash", attribute="media__content_hash", readonly=True)
-    file_url = column("file_url", attribute=None, readonly=True)
+    file_url = Computed("file_url", lambda product: product.media.file.url
+                        if product.media.file else "", TextCell())
     machine = column("machine", attribute="machine__slug", readonly=True)
     order = column("order", IntegerCell(), attribute="item__order_id", readonly=True)
     prompt = column("prompt", readonly=True)
@@ -493,9 +503,6 @@ class ProductResource(DataResource):
         return queryset.select_related(
             "media", "machine", "project", "item"
         ).prefetch_related("tags")
-
-    def dehydrate_file_url(self, product: Product) -> str:
-        return product.media.file.url if product.media.file else ""
 
     def duplicate_problems(self, row, number):
         names = ["id"] if str(row.get("id") or "").strip() else ["content_hash"]

@@ -24,6 +24,15 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _shown(value: Any, kwargs: dict[str, Any]) -> Any:
+    """Native for the export formats; words for the dry run's table."""
+    if kwargs.get("force_native_type"):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 class TextCell(widgets.CharWidget):
     """Text; a number typed into a spreadsheet cell is read as its digits."""
 
@@ -60,7 +69,7 @@ class IntegerCell(widgets.IntegerWidget):
         return int(text)
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> Any:
-        return value
+        return _shown(value, kwargs)
 
 
 class DecimalCell(widgets.DecimalWidget):
@@ -80,7 +89,7 @@ class DecimalCell(widgets.DecimalWidget):
         return number
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> Any:
-        return value
+        return _shown(value, kwargs)
 
 
 class BooleanCell(widgets.BooleanWidget):
@@ -97,7 +106,7 @@ class BooleanCell(widgets.BooleanWidget):
         return flag
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> Any:
-        return value
+        return _shown(value, kwargs)
 
 
 class JSONCell(widgets.Widget):

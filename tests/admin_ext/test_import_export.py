@@ -8,7 +8,7 @@ from django.urls import reverse
 import pytest
 
 from admin_ext.data import resources
-from admin_ext.data.formats import FORMATS, CSVFormat, JSONFormat, XLSXFormat
+from admin_ext.data.formats import FORMATS
 from factory.models import (
     FactoryMachine, Order, OrderStatus, Product, Project, Provider, Tag, Template,
     Wildcard,
@@ -491,3 +491,13 @@ def test_ten_thousand_rows_import_in_seconds(catalog, client):
     import_file(client, "tag", CSV, content)
     assert Tag.objects.count() == 10_000
     assert time.monotonic() - started < 40  # dry run, page and confirm
+
+
+@pytest.mark.django_db
+def test_a_dry_run_reads_a_bounded_number_of_queries(catalog, client, django_assert_max_num_queries):
+    Tag.objects.bulk_create(Tag(name=f"old-{n}") for n in range(100))
+    content = ("name\n" + "".join(f"old-{n}\nnew-{n}\n" for n in range(100))).encode()
+    with django_assert_max_num_queries(25):
+        response = dry_run(client, "tag", CSV, content)
+    assert response.context["result"].totals == {
+        "new": 100, "update": 0, "delete": 0, "skip": 100, "error": 0, "invalid": 0}
