@@ -167,17 +167,26 @@ class DataResource(resources.ModelResource):
             if problem:
                 errors[name] = problem
         by_column = {field.column_name: field for field in self.get_import_fields()}
+        parsed: dict[str, Any] = {}
         for name, field in by_column.items():
             if name in errors or name not in row or field.readonly:
                 continue
             try:
-                field.clean(row)
+                value = field.clean(row)
             except ValueError as exc:
                 errors[name] = str(exc)
+            else:
+                if isinstance(field.widget, JSONCell):
+                    parsed[name] = value
         if not errors:
             errors.update(self.duplicate_problems(row, kwargs.get("row_number", 0)))
         if not errors:
+            # JSON text is parsed once; a failing row keeps the file's text.
+            original = {name: row[name] for name in parsed}
+            row.update(parsed)
             errors.update(self.row_problems(row, by_column))
+            if errors:
+                row.update(original)
         if errors:
             raise ValidationError({name: [message] for name, message in errors.items()})
 
