@@ -11,6 +11,8 @@ from unfold.decorators import action, display
 
 from admin_ext.bulk import ACTIONS as BULK_ACTIONS, ArchivedFilter, favorite
 from admin_ext.curation import confirm_rating, curation_urls, remember_view
+from admin_ext.data.admin import DataAdminMixin
+from admin_ext.data.resources import ProductResource
 from admin_ext.display import thumbnail_html
 from admin_ext.product_filters import (
     CreatedFilter, FavoriteFilter, MediaTypeFilter, OrderFilter, ParameterFilter,
@@ -25,7 +27,8 @@ from factory.recipes import order_again_from_product
 
 
 @admin.register(Product)
-class ProductAdmin(ModelAdmin):
+class ProductAdmin(DataAdminMixin, ModelAdmin):
+    resource_classes = [ProductResource]
     list_display = [
         "display_thumbnail", "__str__", "machine", "project", "display_media_type",
         "display_size", "is_favorite", "rating", "created_at",

@@ -287,6 +287,13 @@ ORDER_CONFIRM_ABOVE = _read("ORDER_CONFIRM_ABOVE", _amount, Decimal("1.00"))
 # Most products one zip download may hold.
 ZIP_MAX_PRODUCTS = _read("ZIP_MAX_PRODUCTS", int, 1000)
 
+# ---------------------------------------------------------------- import/export
+# Export needs the model's view permission, import its change permission
+# (and add, where an import adds rows: admin_ext/data/admin.py).
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+
 # ---------------------------------------------------------------- logging
 LOGGING = {
     "version": 1,

@@ -87,6 +87,11 @@ NOTES = """## What is measured
   Redis is left out of both.
 - **refuse a 10^6-item sweep**: `plan_order` on a sweep of 1,000 × 1,000 values
   over the ceiling; the count is arithmetic, so nothing is built.
+- **import 10,000 rows**: a CSV of 10,000 wildcards (name, a JSON list of
+  values, a description) through the admin's import path
+  (`bench/import_rows.py`): reading and checking the file, the dry run that
+  checks every row and writes nothing, the confirmed import in one
+  transaction, and a second dry run that finds every row unchanged.
 - **P1 latency hiding** (SQLite pass only: it takes minutes): 1,000 demo
   images (64×64, one each) from a provider that takes 5 s per generation
   and allows 100 at once, made by two real `rqworker` processes and one

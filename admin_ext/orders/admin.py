@@ -20,6 +20,8 @@ from admin_ext.orders.cancelling import (
 )
 from admin_ext.orders.drafting import DraftFormMixin
 from admin_ext.variations import MachineForm, run_switch
+from admin_ext.data.admin import DataAdminMixin
+from admin_ext.data.resources import OrderResource
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from admin_ext.orders import picker
@@ -34,7 +36,8 @@ PREVIEW_ITEMS = 5
 
 
 @admin.register(Order)
-class OrderAdmin(DraftFormMixin, ModelAdmin):
+class OrderAdmin(DataAdminMixin, DraftFormMixin, ModelAdmin):
+    resource_classes = [OrderResource]
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
         "item_count", "estimated_cost", "created_at",
