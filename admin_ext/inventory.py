@@ -16,24 +16,26 @@ from admin_ext.variations import (
     ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
 )
 from admin_ext.filters import MachineFilter
+from admin_ext.paging import EstimatedCountMixin
+from admin_ext.product_filters import RatingFilter, TagFilter
 from factory.models import MediaFile, Product
 from factory.recipes import order_again_from_product
+from factory.search import search_products
 
 
 @admin.register(Product)
-class ProductAdmin(ModelAdmin):
+class ProductAdmin(EstimatedCountMixin, ModelAdmin):
     list_display = [
         "display_thumbnail", "__str__", "machine", "project", "display_media_type",
         "display_size", "is_favorite", "rating", "created_at",
     ]
     list_display_links = ["display_thumbnail", "__str__"]
     list_filter = [
-        "media_type", "is_favorite", "rating", ("machine", MachineFilter),
-        "project", "tags",
+        "media_type", "is_favorite", RatingFilter, ("machine", MachineFilter),
+        "project", TagFilter,
     ]
     search_fields = ["prompt", "notes", "tags__name"]
     list_per_page = 120
-    show_full_result_count = False
     change_list_template = "admin_ext/inventory/change_list.html"
     autocomplete_fields = ["project", "tags"]
     readonly_fields = [
@@ -53,6 +55,11 @@ class ProductAdmin(ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).for_grid()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Product],
+                           search_term: str) -> tuple[QuerySet[Product], bool]:
+        """Through the search indexes; tags in a subquery, so never duplicates."""
+        return search_products(queryset, search_term), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -23,6 +23,7 @@ from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
+from admin_ext.paging import EstimatedCountMixin, is_changelist
 from factory.models import Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
@@ -33,7 +34,7 @@ PREVIEW_ITEMS = 5
 
 
 @admin.register(Order)
-class OrderAdmin(DraftFormMixin, ModelAdmin):
+class OrderAdmin(EstimatedCountMixin, DraftFormMixin, ModelAdmin):
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
         "item_count", "estimated_cost", "created_at",
@@ -58,8 +59,14 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     change_form_before_template = "admin_ext/orders/change_form_before.html"
 
     def get_queryset(self, request):
-        # Tallies are counted for the fetched page only, in one grouped query.
-        return super().get_queryset(request).with_tallies()
+        # The page's machine, provider and project come along on every view.
+        queryset = super().get_queryset(request).select_related(
+            "machine__provider", "project")
+        if is_changelist(request):
+            # Tallies are counted for the fetched page only, in one grouped
+            # query; an order's own page reads its tally in its live panel.
+            queryset = queryset.with_tallies()
+        return queryset
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != OrderStatus.DRAFT:
@@ -252,7 +259,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(ModelAdmin):
+class OrderItemAdmin(EstimatedCountMixin, ModelAdmin):
     list_display = [
         "__str__", "order", "machine", "display_status", "attempts", "seed",
         "request_id", "short_error", "updated_at",
