@@ -20,6 +20,7 @@ from django.contrib.admin.views.main import PAGE_VAR
 from django.core.paginator import Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
+from django.db.models.sql import Query
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.formats import number_format
@@ -115,14 +116,34 @@ class EstimatedCountPaginator(Paginator):
         return f"{self.count_text()} {noun}"
 
     def page(self, number: Any) -> Page:
-        """The page's rows, picked by id first so skipped rows are not joined."""
+        """The page's rows, picked by id first so skipped rows are not joined.
+
+        The ids come from the filtered, ordered list; the rows are then read
+        by id alone, so neither the filter nor the joins run twice.
+        """
         number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
+        bottom, top = (number - 1) * self.per_page, number * self.per_page
         queryset = self.object_list
-        if not connections[queryset.db].features.allow_sliced_subqueries_with_in:
-            return self._get_page(queryset[bottom:bottom + self.per_page], number, self)
-        ids = queryset.values("pk")[bottom:bottom + self.per_page]
-        return self._get_page(queryset.filter(pk__in=ids), number, self)
+        query = queryset.query
+        if (query.annotations or query.distinct or query.extra or query.combinator
+                or not connections[queryset.db].features.allow_sliced_subqueries_with_in):
+            return self._get_page(queryset[bottom:top], number, self)
+        ids = queryset.values("pk")[bottom:top]
+        return self._get_page(unfiltered(queryset).filter(pk__in=ids), number, self)
+
+
+def unfiltered(queryset: QuerySet) -> QuerySet:
+    """The queryset's class, related rows, columns and order, with no WHERE."""
+    old, fresh = queryset.query, Query(queryset.model)
+    fresh.select_related = old.select_related
+    fresh.deferred_loading = old.deferred_loading
+    fresh.order_by = old.order_by
+    fresh.extra_order_by = old.extra_order_by
+    fresh.default_ordering = old.default_ordering
+    fresh.standard_ordering = old.standard_ordering
+    clone = queryset.all()
+    clone.query = fresh
+    return clone
 
 
 def page_number(request: HttpRequest) -> int:

@@ -23,7 +23,7 @@ on_postgres = pytest.mark.skipif(
 @pytest.fixture
 def inventory(catalog):
     """300 products of 100 orders, with tags, ratings and favorites."""
-    return fill_inventory(PRODUCTS, 3)
+    return fill_inventory([3] * (PRODUCTS // 3))
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_a_malformed_filter_value_is_refused_with_the_admins_message(inventory, 
 
 @pytest.mark.django_db
 def test_search_finds_by_prompt_words_and_tags(catalog):
-    fill_inventory(30, 1)
+    fill_inventory([1] * 30)
     product = Product.objects.order_by("pk").first()
     product.prompt = "a copper lighthouse at dawn"
     product.notes = "keep for the harbour series"
