@@ -3,7 +3,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -20,8 +20,11 @@ RECENT_ORDERS = 6
 def _kpis(loads: list[ProviderLoad]) -> list[dict[str, Any]]:
     since = timezone.now() - timedelta(days=30)
     # A failure that a later attempt replaced is no longer a failure.
+    # NOT EXISTS probes the retry index per failed item; the outer join
+    # this replaces hashed every item of every order.
+    replaced = OrderItem.objects.filter(retry_of=OuterRef("pk"))
     failed = EstimatedCountPaginator(OrderItem.objects.filter(
-        status=ItemStatus.FAILED, retries__isnull=True
+        ~Exists(replaced), status=ItemStatus.FAILED
     ), per_page=1).count_text()
     committed = Order.objects.filter(placed_at__gte=since).aggregate(
         total=Sum("estimated_cost")

@@ -261,19 +261,24 @@ def _write(rows: list[dict]) -> None:
 
 NOTES = """What keeps the pages flat:
 
-- Counting: `admin_ext/paging.py` reads PostgreSQL's planner estimate
-  (`pg_class.reltuples`) for an unfiltered list ("about 100,000 products"),
-  counts exactly below 10,000 rows, and counts a filtered list only up to a
-  bound (`LIMIT n+1`: "1,200+ products"). A page is fetched by ids picked
-  in a subquery, so a deep page skips rows in the (-created_at, -id) index
-  instead of joining every skipped row.
-- Search (`factory/search.py`): prompt and notes through pg_trgm GIN indexes
-  on `UPPER(prompt)` and `UPPER(notes)` (the expressions `icontains` uses),
-  tags through an `id IN (…)` subquery; no DISTINCT over the grid's columns.
-  SQLite keeps plain `icontains`.
+- Counting (`admin_ext/paging.py`): an unfiltered list reads PostgreSQL's
+  planner estimate (`pg_class.reltuples`: "about 100,000 products"), exact
+  below 10,000 rows; a filtered list is counted only up to a bound
+  (`LIMIT n+1`: "1,100+ products"). No page runs `COUNT(*)` over a table.
+- Pages: the page's ids are picked from the filtered, ordered list through
+  the (-created_at, -id) index, and only those rows are read and joined, so
+  a deep page skips index entries, not joined rows.
+- Search (`factory/search.py`): pg_trgm GIN indexes on `UPPER(prompt)` and
+  `UPPER(notes)`, the expressions `icontains` compares; tagged products as
+  `id = ANY(ARRAY(…))`, which PostgreSQL can OR with those index scans. A
+  rare word is read through the indexes, a common one along the grid's
+  order until the page is full. No DISTINCT over the grid's columns.
+  SQLite keeps plain `icontains` (and `id IN (…)` for tags).
 - Filters: rating from fixed choices (no `SELECT DISTINCT rating`), tags
-  through a subquery instead of a join.
-- Orders: item tallies are one grouped query for the page's orders only.
+  through a subquery of ids instead of a join.
+- Orders: item tallies are one grouped query for the page's orders; an
+  order's page reads its machine, provider and project with the order.
+- Dashboard: products by estimate, failed items by a bounded count.
 
 """
 

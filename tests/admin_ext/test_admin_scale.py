@@ -168,10 +168,13 @@ def test_a_products_page_never_counts_the_whole_table(inventory, client, monkeyp
     for url in (GRID, GRID + "?p=2", GRID + "?q=kite", GRID + "?rating=3"):
         with CaptureQueriesContext(connection) as captured:
             html = client.get(url).content.decode()
-        for query in captured:
-            sql = query["sql"].upper()
-            if "COUNT(" in sql and "FACTORY_PRODUCT" in sql:
-                assert " WHERE " in sql or " LIMIT " in sql, (url, sql)
+        counts = [q["sql"].upper() for q in captured
+                  if "COUNT(" in q["sql"].upper() and "FACTORY_PRODUCT" in q["sql"].upper()]
+        for sql in counts:
+            if "RELTUPLES" in sql:  # the estimate; it counts only small tables
+                assert url in (GRID, GRID + "?p=2"), url
+            else:
+                assert " WHERE " in sql and " LIMIT " in sql, (url, sql)
         if url == GRID:
             assert "about 300 products" in html
 
