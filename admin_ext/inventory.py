@@ -22,12 +22,14 @@ from admin_ext.product_filters import (
 from admin_ext.variations import (
     ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
 )
+from admin_ext.paging import EstimatedCountMixin
 from factory.models import MediaFile, Product
 from factory.recipes import order_again_from_product
+from factory.search import search_products
 
 
 @admin.register(Product)
-class ProductAdmin(DataAdminMixin, ModelAdmin):
+class ProductAdmin(DataAdminMixin, EstimatedCountMixin, ModelAdmin):
     resource_classes = [ProductResource]
     list_display = [
         "display_thumbnail", "__str__", "machine", "project", "display_media_type",
@@ -38,13 +40,12 @@ class ProductAdmin(DataAdminMixin, ModelAdmin):
         ParameterFilter, PromptFilter, ("machine", ProductMachineFilter),
         ("machine__provider", ProviderFilter), ("project", ProjectFilter),
         ("media_type", MediaTypeFilter), RatingFilter, ("is_favorite", FavoriteFilter),
-        ("tags", TagFilter), ("created_at", CreatedFilter), OrderFilter, ArchivedFilter,
+        TagFilter, ("created_at", CreatedFilter), OrderFilter, ArchivedFilter,
     ]
     list_filter_submit = True
     show_facets = admin.ShowFacets.NEVER  # counts would read every product
     search_fields = ["prompt", "notes", "tags__name"]
     list_per_page = 120
-    show_full_result_count = False
     change_list_template = "admin_ext/inventory/change_list.html"
     autocomplete_fields = ["project", "tags"]
     readonly_fields = [
@@ -66,6 +67,13 @@ class ProductAdmin(DataAdminMixin, ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).for_grid()
 
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Product],
+                           search_term: str) -> tuple[QuerySet[Product], bool]:
+        """Through the search indexes, tags in a subquery (so never
+        duplicates), and a seed too when the term is a number."""
+        found = search_products(queryset, search_term)
+        return search_with_seed(queryset, found, search_term), False
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -74,12 +82,6 @@ class ProductAdmin(DataAdminMixin, ModelAdmin):
         if lookup == "item__order__id__exact":
             return True
         return super().lookup_allowed(lookup, value, request)
-
-    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
-        """The admin's search, finding a seed too when the term is a number."""
-        found, may_have_duplicates = super().get_search_results(
-            request, queryset, search_term)
-        return search_with_seed(queryset, found, search_term), may_have_duplicates
 
     def has_order_again_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("factory.add_order")

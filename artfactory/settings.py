@@ -105,6 +105,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Staff pages hand out the pass that media requests check without a query.
+    "factory.views.media.MediaPassMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -189,7 +191,8 @@ STORAGES = {
 }
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        # Signed URLs stable per MEDIA_URL_WINDOW_SECONDS: see factory/media/s3.py.
+        "BACKEND": "factory.media.s3.StableUrlS3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
@@ -200,8 +203,13 @@ if AWS_STORAGE_BUCKET_NAME:
             # A file opened for reading is fetched whole first: above this
             # size into a temporary file, not memory (zips read many).
             "max_memory_size": 8 * 1024 * 1024,
+            "querystring_expire": _read("AWS_QUERYSTRING_EXPIRE", int, 24 * 3600),
+            # Content-hash names never change, so neither do their bytes.
+            "object_parameters": {"CacheControl": "private, max-age=31536000, immutable"},
         },
     }
+# A signed media URL stays the same this long, so browsers can cache it.
+MEDIA_URL_WINDOW_SECONDS = _read("MEDIA_URL_WINDOW_SECONDS", int, 6 * 3600)
 SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 

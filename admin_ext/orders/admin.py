@@ -26,6 +26,7 @@ from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
+from admin_ext.paging import EstimatedCountMixin, is_changelist
 from factory.models import ItemEvent, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
@@ -36,7 +37,7 @@ PREVIEW_ITEMS = 5
 
 
 @admin.register(Order)
-class OrderAdmin(DataAdminMixin, DraftFormMixin, ModelAdmin):
+class OrderAdmin(DataAdminMixin, EstimatedCountMixin, DraftFormMixin, ModelAdmin):
     resource_classes = [OrderResource]
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
@@ -62,8 +63,14 @@ class OrderAdmin(DataAdminMixin, DraftFormMixin, ModelAdmin):
     change_form_before_template = "admin_ext/orders/change_form_before.html"
 
     def get_queryset(self, request):
-        # Tallies are counted for the fetched page only, in one grouped query.
-        return super().get_queryset(request).with_tallies()
+        # The page's machine, provider and project come along on every view.
+        queryset = super().get_queryset(request).select_related(
+            "machine__provider", "project")
+        if is_changelist(request):
+            # Tallies are counted for the fetched page only, in one grouped
+            # query; an order's own page reads its tally in its live panel.
+            queryset = queryset.with_tallies()
+        return queryset
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != OrderStatus.DRAFT:
@@ -285,7 +292,7 @@ class ItemEventInline(TabularInline):
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(ModelAdmin):
+class OrderItemAdmin(EstimatedCountMixin, ModelAdmin):
     inlines = [ItemEventInline]
     list_display = [
         "__str__", "order", "machine", "display_status", "attempts", "seed",

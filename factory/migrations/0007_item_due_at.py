@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('factory', '0004_product_archived_at'),
+        ('factory', '0005_inventory_search_indexes'),
     ]
 
     operations = [

@@ -229,7 +229,7 @@ class Product(models.Model):
         indexes = [
             models.Index(fields=["project", "-created_at"]),
             models.Index(fields=["machine", "-created_at"]),
-            models.Index(fields=["-created_at"]),
+            models.Index(fields=["-created_at", "-id"]),
             models.Index(fields=["is_favorite", "-created_at"]),
             models.Index(fields=["rating"]),
             models.Index(fields=["media_type", "-created_at"]),
