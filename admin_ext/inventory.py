@@ -12,6 +12,7 @@ from unfold.decorators import action, display
 
 from admin_ext.curation import confirm_rating, curation_urls, remember_view
 from admin_ext.display import thumbnail_html
+from admin_ext.permissions import RefuseForbiddenActions
 from admin_ext.variations import (
     ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
 )
@@ -21,7 +22,7 @@ from factory.recipes import order_again_from_product
 
 
 @admin.register(Product)
-class ProductAdmin(ModelAdmin):
+class ProductAdmin(RefuseForbiddenActions, ModelAdmin):
     list_display = [
         "display_thumbnail", "__str__", "machine", "project", "display_media_type",
         "display_size", "is_favorite", "rating", "created_at",

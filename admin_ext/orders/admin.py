@@ -18,6 +18,7 @@ from admin_ext.orders.cancelling import (
     CancelOrderForm, confirm_cancel, run_cancel, stopped_message,
 )
 from admin_ext.orders.drafting import DraftFormMixin
+from admin_ext.permissions import CANCEL, RETRY, RefuseForbiddenActions
 from admin_ext.variations import MachineForm, run_switch
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
@@ -33,7 +34,7 @@ PREVIEW_ITEMS = 5
 
 
 @admin.register(Order)
-class OrderAdmin(DraftFormMixin, ModelAdmin):
+class OrderAdmin(RefuseForbiddenActions, DraftFormMixin, ModelAdmin):
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
         "item_count", "estimated_cost", "created_at",
@@ -79,6 +80,12 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     def has_save_template_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("factory.add_template")
 
+    def has_retry_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(RETRY)
+
+    def has_cancel_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(CANCEL)
+
     @display(description="Status", label=ORDER_COLOURS, ordering="status")
     def display_status(self, obj: Order) -> str:
         return obj.get_status_display()
@@ -91,14 +98,14 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
             obj.pk, progress_html(getattr(obj, "tally", None)),
         )
 
-    @action(description="Retry failed items", permissions=["change"])
+    @action(description="Retry failed items", permissions=["retry"])
     def retry_failed_orders(
         self, request: HttpRequest, queryset: QuerySet[Order]
     ) -> HttpResponse | None:
         items = OrderItem.objects.filter(order__in=queryset.values("pk"))
         return confirm_retry(self, request, queryset, items, "retry_failed_orders")
 
-    @action(description="Cancel", permissions=["change"])
+    @action(description="Cancel", permissions=["cancel"])
     def cancel_orders(
         self, request: HttpRequest, queryset: QuerySet[Order]
     ) -> HttpResponse | None:
@@ -192,9 +199,8 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
             pk=object_id,
         )
         change_url = reverse("admin:factory_order_change", args=[order.pk])
-        if not self.has_change_permission(request, order):
-            messages.error(request, "You may not place orders.")
-            return HttpResponseRedirect(change_url)
+        if not self.has_place_permission(request):
+            raise PermissionDenied
         if order.status != OrderStatus.DRAFT:
             messages.warning(request, f"{order} has already been placed.")
             return HttpResponseRedirect(change_url)
@@ -225,7 +231,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         return TemplateResponse(request, "admin_ext/orders/place_order.html", context)
 
     @action(description="Cancel order", url_path="cancel", icon="cancel",
-            permissions=["change"], dialog={
+            permissions=["cancel"], dialog={
                 "title": "Stop this order?",
                 "description": "Cancelling cannot be undone; the order can be "
                 "ordered again as a new draft.",
@@ -252,7 +258,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(ModelAdmin):
+class OrderItemAdmin(RefuseForbiddenActions, ModelAdmin):
     list_display = [
         "__str__", "order", "machine", "display_status", "attempts", "seed",
         "request_id", "short_error", "updated_at",
@@ -267,7 +273,10 @@ class OrderItemAdmin(ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @action(description="Retry failed items", permissions=["change"])
+    def has_retry_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(RETRY)
+
+    @action(description="Retry failed items", permissions=["retry"])
     def retry_failed(
         self, request: HttpRequest, queryset: QuerySet[OrderItem]
     ) -> HttpResponse | None:
@@ -282,8 +291,7 @@ class OrderItemAdmin(ModelAdmin):
         return obj.last_error[:80]
 
     def has_cancel_items_permission(self, request: HttpRequest, obj=None) -> bool:
-        # Items are cancelled as part of their order.
-        return request.user.has_perm("factory.change_order")
+        return request.user.has_perm(CANCEL)
 
     @action(description="Cancel items", permissions=["cancel_items"])
     def cancel_chosen_items(
