@@ -47,8 +47,10 @@ class RefuseForbiddenActions:
     """
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
+        # Both ways Django runs an action: from the list, and from a
+        # confirmation page posting back without "index".
         name = request.POST.get("action") if request.method == "POST" else None
-        if name and "index" in request.POST:
+        if name and "_save" not in request.POST:
             known = {action_name for _, action_name, _ in self._get_base_actions()}
             if name in known and name not in self.get_actions(request):
                 raise PermissionDenied
