@@ -87,15 +87,39 @@ def sync_roles_after_migrate(sender, apps=global_apps, using=DEFAULT_DB_ALIAS,
 
 
 def grant_role(user, role: str) -> None:
-    """Put ``user`` in ``role``'s group, giving admin access (``is_staff``)."""
+    """Give ``user`` exactly ``role``: its group replaces any other role's
+    (groups outside the table stay), and admin access (``is_staff``) comes
+    with it."""
     from django.contrib.auth.models import Group
 
     if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        raise ValueError(f"unknown role {role!r}; the roles are {', '.join(ROLES)}")
     group = Group.objects.filter(name=role).first()
     if group is None:
         raise LookupError(f"the {role} group is missing; run manage.py migrate")
     if not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    user.groups.remove(*Group.objects.filter(name__in=set(ROLES) - {role}))
     user.groups.add(group)
+
+
+def revoke_roles(user) -> None:
+    """Take every role away from ``user``; other groups stay."""
+    from django.contrib.auth.models import Group
+
+    user.groups.remove(*Group.objects.filter(name__in=ROLES))
+
+
+def role_of(user) -> str:
+    """The role ``user`` holds, for messages: the highest of its groups."""
+    if user.is_superuser:
+        return "superuser"
+    held = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    return next((role for role in reversed(ROLES) if role in held), "no role")
+
+
+ROLES_HINT = (
+    "Add people to roles: manage.py grant_role USER viewer|operator|lead "
+    "(--create for a new account), or Admin → Users → Groups"
+)
