@@ -19,6 +19,27 @@ def is_superuser(request: HttpRequest) -> bool:
     return bool(request.user.is_active and request.user.is_superuser)
 
 
+def _viewer_of(model: str) -> Callable[[HttpRequest], bool]:
+    def check(request: HttpRequest) -> bool:
+        return request.user.has_perm(f"factory.view_{model}")
+
+    check.__doc__ = f"Sidebar permission callback: who may view {model} rows."
+    return check
+
+
+# Sidebar links show only what the role may open (``UNFOLD["SIDEBAR"]``).
+can_view_order = _viewer_of("order")
+can_view_orderitem = _viewer_of("orderitem")
+can_view_product = _viewer_of("product")
+can_view_project = _viewer_of("project")
+can_view_tag = _viewer_of("tag")
+can_view_mediafile = _viewer_of("mediafile")
+can_view_provider = _viewer_of("provider")
+can_view_factorymachine = _viewer_of("factorymachine")
+can_view_template = _viewer_of("template")
+can_view_wildcard = _viewer_of("wildcard")
+
+
 def superuser_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a view so only active superusers reach it.
 
