@@ -465,3 +465,24 @@ def test_queue_statistics_json_is_for_superusers_only(lead, superuser, redis_db)
     response = client.get("/admin/queues/stats.json")
     assert response.status_code == 200
     assert "queues" in response.json()
+
+
+@pytest.mark.django_db
+def test_budgets_and_the_item_ceiling_are_the_leads(world, operator, lead):
+    project, draft = world["factory_project"], world["factory_order"]
+    url = reverse("admin:factory_project_change", args=[project.pk])
+    form = {"name": project.name, "budget": "9999", "description": ""}
+    client = Client()
+    client.force_login(operator)
+    assert client.post(url, form).status_code == 403
+    page = client.get(reverse("admin:factory_order_change", args=[draft.pk])).content.decode()
+    assert 'name="item_ceiling"' not in page
+    project.refresh_from_db()
+    assert project.budget == 50
+
+    client.force_login(lead)
+    assert client.post(url, form).status_code == 302
+    page = client.get(reverse("admin:factory_order_change", args=[draft.pk])).content.decode()
+    assert 'name="item_ceiling"' in page
+    project.refresh_from_db()
+    assert project.budget == 9999

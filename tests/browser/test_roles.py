@@ -89,6 +89,7 @@ def test_a_viewer_finds_no_spending_action_anywhere(page, live_server, shop, vie
     page.goto(f"{live_server.url}/admin/factory/product/")
     page.wait_for_selector("[data-card].is-focused")  # the newest starts focused
     assert page.locator("[data-favorite-toggle]").count() == 0
+    assert page.locator("#af-view-only").is_visible()
     for key in ("f", "5", "ArrowRight", "3"):  # the curation shortcuts
         page.keyboard.press(key)
     page.wait_for_timeout(800)
