@@ -3,6 +3,7 @@
 The role table itself is ``factory.roles``; this module holds the checks the
 admin classes share, so each of them stays a one-line ``has_*_permission``.
 """
+from functools import wraps
 from typing import Any, Callable
 
 from django.contrib.auth.views import redirect_to_login
@@ -47,6 +48,7 @@ def superuser_required(view: Callable[..., Any]) -> Callable[..., Any]:
     right get 403, whatever the view would have answered (the queue
     dashboard's JSON included), rather than a login loop.
     """
+    @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path(), "admin:login")
@@ -54,8 +56,6 @@ def superuser_required(view: Callable[..., Any]) -> Callable[..., Any]:
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
-    wrapped.__name__ = getattr(view, "__name__", "view")
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 

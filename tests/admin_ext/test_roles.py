@@ -7,6 +7,7 @@ compared with the tables below. A URL or action missing from them fails
 the test, asking for a row.
 """
 import re
+
 import pytest
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -16,7 +17,7 @@ from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from factory.models import (
-    FactoryMachine, ItemStatus, MediaFile, Order, OrderItem, OrderStatus, Product,
+    ItemStatus, MediaFile, Order, OrderItem, OrderStatus, Product,
     Project, Provider, Tag, Template, Wildcard,
 )
 
