@@ -113,3 +113,17 @@ def test_a_viewer_finds_no_spending_action_anywhere(page, live_server, shop, vie
     assert draft.status == OrderStatus.DRAFT
     assert failed.status == OrderStatus.DONE_WITH_FAILURES
     assert Order.objects.count() == 8  # six product orders, the draft, the kites
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_out_viewer_sees_when_to_try_again(page, live_server, viewer, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    for password in ("wrong", "wrong", "pw-viewer"):
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("input[name=username]", "viewer")
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+    until = page.locator("#lockout-until")
+    assert until.is_visible()
+    assert re.fullmatch(r"\d\d:\d\d \S+", until.inner_text().strip())
+    _shoot(page, "roles-lockout.png")
