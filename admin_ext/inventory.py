@@ -19,6 +19,7 @@ from admin_ext.product_filters import (
     ProductMachineFilter, ProjectFilter, PromptFilter, ProviderFilter, RatingFilter,
     TagFilter, search_with_seed,
 )
+from admin_ext.permissions import RefuseForbiddenActions
 from admin_ext.variations import (
     ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
 )
@@ -29,7 +30,7 @@ from factory.search import search_products
 
 
 @admin.register(Product)
-class ProductAdmin(DataAdminMixin, EstimatedCountMixin, ModelAdmin):
+class ProductAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin, ModelAdmin):
     resource_classes = [ProductResource]
     list_display = [
         "display_thumbnail", "__str__", "machine", "project", "display_media_type",

@@ -168,6 +168,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", int, 10)
 AXES_COOLOFF_TIME = 1  # hours
+# One person's typos lock that username from that address only, not every
+# account behind a shared office address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "admin_ext.lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 ADMIN_LOGIN_FILE = VAR_DIR / "admin-login.txt"

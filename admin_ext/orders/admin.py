@@ -19,6 +19,7 @@ from admin_ext.orders.cancelling import (
     CancelOrderForm, confirm_cancel, run_cancel, stopped_message,
 )
 from admin_ext.orders.drafting import DraftFormMixin
+from admin_ext.permissions import CANCEL, RETRY, RefuseForbiddenActions
 from admin_ext.variations import MachineForm, run_switch
 from admin_ext.data.admin import DataAdminMixin
 from admin_ext.data.resources import OrderResource
@@ -37,7 +38,8 @@ PREVIEW_ITEMS = 5
 
 
 @admin.register(Order)
-class OrderAdmin(DataAdminMixin, EstimatedCountMixin, DraftFormMixin, ModelAdmin):
+class OrderAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin,
+                 DraftFormMixin, ModelAdmin):
     resource_classes = [OrderResource]
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
@@ -90,6 +92,12 @@ class OrderAdmin(DataAdminMixin, EstimatedCountMixin, DraftFormMixin, ModelAdmin
     def has_save_template_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("factory.add_template")
 
+    def has_retry_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(RETRY)
+
+    def has_cancel_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(CANCEL)
+
     @display(description="Status", label=ORDER_COLOURS, ordering="status")
     def display_status(self, obj: Order) -> str:
         return obj.get_status_display()
@@ -102,14 +110,14 @@ class OrderAdmin(DataAdminMixin, EstimatedCountMixin, DraftFormMixin, ModelAdmin
             obj.pk, progress_html(getattr(obj, "tally", None)),
         )
 
-    @action(description="Retry failed items", permissions=["change"])
+    @action(description="Retry failed items", permissions=["retry"])
     def retry_failed_orders(
         self, request: HttpRequest, queryset: QuerySet[Order]
     ) -> HttpResponse | None:
         items = OrderItem.objects.filter(order__in=queryset.values("pk"))
         return confirm_retry(self, request, queryset, items, "retry_failed_orders")
 
-    @action(description="Cancel", permissions=["change"])
+    @action(description="Cancel", permissions=["cancel"])
     def cancel_orders(
         self, request: HttpRequest, queryset: QuerySet[Order]
     ) -> HttpResponse | None:
@@ -204,9 +212,8 @@ class OrderAdmin(DataAdminMixin, EstimatedCountMixin, DraftFormMixin, ModelAdmin
             pk=object_id,
         )
         change_url = reverse("admin:factory_order_change", args=[order.pk])
-        if not self.has_change_permission(request, order):
-            messages.error(request, "You may not place orders.")
-            return HttpResponseRedirect(change_url)
+        if not self.has_place_permission(request):
+            raise PermissionDenied
         if order.status != OrderStatus.DRAFT:
             messages.warning(request, f"{order} has already been placed.")
             return HttpResponseRedirect(change_url)
@@ -243,7 +250,7 @@ class OrderAdmin(DataAdminMixin, EstimatedCountMixin, DraftFormMixin, ModelAdmin
         return compare_page(self, request, object_id)
 
     @action(description="Cancel order", url_path="cancel", icon="cancel",
-            permissions=["change"], dialog={
+            permissions=["cancel"], dialog={
                 "title": "Stop this order?",
                 "description": "Cancelling cannot be undone; the order can be "
                 "ordered again as a new draft.",
@@ -292,7 +299,7 @@ class ItemEventInline(TabularInline):
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(EstimatedCountMixin, ModelAdmin):
+class OrderItemAdmin(RefuseForbiddenActions, EstimatedCountMixin, ModelAdmin):
     inlines = [ItemEventInline]
     list_display = [
         "__str__", "order", "machine", "display_status", "attempts", "seed",
@@ -308,7 +315,10 @@ class OrderItemAdmin(EstimatedCountMixin, ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @action(description="Retry failed items", permissions=["change"])
+    def has_retry_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(RETRY)
+
+    @action(description="Retry failed items", permissions=["retry"])
     def retry_failed(
         self, request: HttpRequest, queryset: QuerySet[OrderItem]
     ) -> HttpResponse | None:
@@ -323,8 +333,7 @@ class OrderItemAdmin(EstimatedCountMixin, ModelAdmin):
         return obj.last_error[:80]
 
     def has_cancel_items_permission(self, request: HttpRequest, obj=None) -> bool:
-        # Items are cancelled as part of their order.
-        return request.user.has_perm("factory.change_order")
+        return request.user.has_perm(CANCEL)
 
     @action(description="Cancel items", permissions=["cancel_items"])
     def cancel_chosen_items(

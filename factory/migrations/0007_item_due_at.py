@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('factory', '0005_inventory_search_indexes'),
+        ('factory', '0006_roles'),
     ]
 
     operations = [

@@ -159,7 +159,11 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "-created_at"])]
-        permissions = [("raise_item_ceiling", "Can raise an order's item ceiling")]
+        permissions = [
+            ("raise_item_ceiling", "Can raise an order's item ceiling"),
+            ("place_order", "Can place orders, which spends"),
+            ("cancel_order", "Can cancel orders and their items"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Order #{self.pk}"
@@ -266,6 +270,7 @@ class OrderItem(models.Model):
 
     class Meta:
         ordering = ["order", "index"]
+        permissions = [("retry_item", "Can retry failed items, which spends")]
         constraints = [
             models.UniqueConstraint(fields=["order", "index"], name="item_unique_index")
         ]

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
 from django.core import signing
-from django.core.exceptions import SuspiciousFileOperation
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.urls import reverse
 from django.utils._os import safe_join
@@ -80,13 +80,19 @@ def give_media_pass(request: HttpRequest, response: HttpResponse) -> None:
     )
 
 
+def may_see_media(user) -> bool:
+    """Products are private: staff who may view products (any role)."""
+    return bool(user.is_active and user.is_staff
+                and user.has_perm("factory.view_product"))
+
+
 def is_staff_loaded(request: HttpRequest) -> bool:
-    """True if this request already read its user and it is active staff.
+    """True if this request already read its user and it may see media.
 
     Never loads the user: a response that did not need it stays query-free.
     """
     user = request.__dict__.get("_cached_user")
-    return bool(user is not None and user.is_active and user.is_staff)
+    return bool(user is not None and may_see_media(user))
 
 
 class MediaPassMiddleware:
@@ -111,6 +117,8 @@ def serve_media(request: HttpRequest, file_path: str) -> HttpResponse:
     if not passed and not (request.user.is_active and request.user.is_staff):
         return redirect_to_login(request.get_full_path(), reverse("admin:login"),
                                  REDIRECT_FIELD_NAME)
+    if not passed and not may_see_media(request.user):
+        raise PermissionDenied
     response = _file_response(request, file_path)
     if not passed:
         give_media_pass(request, response)

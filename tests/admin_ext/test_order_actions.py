@@ -145,7 +145,7 @@ def test_viewer_cannot_cancel_orders_from_the_list(running, viewer):
     response = choose(client_for(viewer), ORDERS, "cancel_orders", [running.pk],
                       confirm="yes")
     assert "order cancelled" not in response.content.decode()
-    assert response.templates[0].name == "admin/change_list.html"
+    assert response.status_code == 403
     assert statuses(running) == STATES
 
 
@@ -180,7 +180,7 @@ def test_viewer_cannot_cancel_items(running, viewer):
     response = choose(client_for(viewer), ITEMS, "cancel_chosen_items", ids,
                       confirm="yes")
     assert "stopped" not in response.content.decode()
-    assert response.templates[0].name == "admin/change_list.html"
+    assert response.status_code == 403
     assert statuses(running) == STATES
 
 

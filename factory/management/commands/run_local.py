@@ -11,6 +11,7 @@ from django.db import connections
 from factory.localredis import RedisUnavailable, choose_redis
 from factory.management.commands.ensure_admin import ensure_admin, login_line
 from factory.management.commands.find_redis import var_dir
+from factory.roles import ROLES_HINT
 
 
 def honcho_argv(procfile: Path, port: int, workers: int) -> list[str]:
@@ -56,6 +57,7 @@ class Command(BaseCommand):
         password = ensure_admin(username)
         self.stdout.write(f"Redis: {choice.describe()}")
         self.stdout.write(login_line(username, password, port))
+        self.stdout.write(ROLES_HINT)
         self.stdout.flush()
         connections.close_all()
         argv = honcho_argv(Path(settings.BASE_DIR) / "Procfile", port, workers)
