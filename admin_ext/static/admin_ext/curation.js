@@ -47,6 +47,17 @@
         });
       },
 
+      /* Jump a card's tune to where the pointer is on its bar, and play. */
+      seekAudio(audio, track, event) {
+        const box = track.getBoundingClientRect();
+        const at = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+        const jump = () => { audio.currentTime = at * audio.duration; audio.play(); };
+        if (audio.readyState >= 1 && audio.duration) return jump();
+        audio.preload = "auto";
+        audio.addEventListener("loadedmetadata", jump, { once: true });
+        audio.load();
+      },
+
       /* Not $root: inside a card that is the card's own x-data. */
       grid() {
         return document.getElementById("product-grid");
