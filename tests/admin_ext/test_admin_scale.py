@@ -37,7 +37,7 @@ def _pages(facts: dict) -> dict[str, str]:
     """The benchmark's pages, and a few more."""
     return {
         **page_urls(facts),
-        "products: unrated": GRID + "?rating=none",
+        "products: unrated": GRID + "?min_rating=none",
         "products: table": GRID + "?view=table&p=2",
     }
 
@@ -166,7 +166,7 @@ def test_a_products_page_never_counts_the_whole_table(inventory, client, monkeyp
     monkeypatch.setattr(paging, "EXACT_BELOW", 100)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE factory_product")
-    for url in (GRID, GRID + "?p=2", GRID + "?q=kite", GRID + "?rating=3"):
+    for url in (GRID, GRID + "?p=2", GRID + "?q=kite", GRID + "?min_rating=3"):
         with CaptureQueriesContext(connection) as captured:
             html = client.get(url).content.decode()
         counts = [q["sql"].upper() for q in captured

@@ -92,9 +92,30 @@ URLS: dict[str, int] = {
     "admin:factory_product_other_machine_detail": OPERATOR,
     "admin:factory_template_new_order_detail": OPERATOR,
     "admin:factory_wildcard_import_list": OPERATOR,
+    "admin:factory_product_panel": VIEWER,
+    "admin:factory_product_tags": OPERATOR,
+    "admin:factory_product_project": OPERATOR,
+    "admin:factory_product_notes": OPERATOR,
+    "admin:factory_product_tag_suggestions": OPERATOR,
+    "admin:factory_order_compare_detail": VIEWER,
+    "admin:factory_order_compare_sheet": VIEWER,
     "admin:auth_user_password_change": SUPERUSER,
     **{f"django_rq:{name}": SUPERUSER for name in QUEUE_VIEWS},
 }
+# Lists with import and export: the least role that may import (export
+# needs only the view permission).
+IMPORTS = {
+    "factory_provider": LEAD, "factory_factorymachine": LEAD,
+    "factory_template": OPERATOR, "factory_wildcard": OPERATOR,
+    "factory_order": OPERATOR, "factory_product": OPERATOR,
+    "factory_project": LEAD, "factory_tag": OPERATOR,
+}
+for _model, _importer in IMPORTS.items():
+    URLS.update({
+        f"admin:{_model}_import": _importer,
+        f"admin:{_model}_process_import": _importer,
+        f"admin:{_model}_export": VIEWER,
+    })
 for _model, (_view, _add, _delete) in MODEL_PAGES.items():
     _app, _name = _model.split("_", 1)
     URLS.update({
@@ -114,6 +135,10 @@ POST_ONLY = {
     "admin:factory_order_switch_machine_change": {},
     "admin:factory_product_favorite": {},
     "admin:factory_product_rating": {"rating": "3"},
+    "admin:factory_product_tags": {"add": "matrix"},
+    "admin:factory_product_project": {"project": ""},
+    "admin:factory_product_notes": {"notes": "seen"},
+    **{f"admin:{_model}_process_import": {} for _model in IMPORTS},
 }
 # Pages that only work with an optional package: asked by those refused only.
 UNAVAILABLE = {"django_rq:scheduler_jobs": "needs rq-scheduler, not installed"}
@@ -131,6 +156,13 @@ ACTIONS: dict[str, int] = {
     "factory_product.vary_seed_detail": OPERATOR,
     "factory_product.order_again_detail": OPERATOR,
     "factory_product.other_machine_detail": OPERATOR,
+    "factory_product.tag_selected": OPERATOR,
+    "factory_product.untag_selected": OPERATOR,
+    "factory_product.move_selected": OPERATOR,
+    "factory_product.archive_selected": OPERATOR,
+    "factory_product.restore_selected": OPERATOR,
+    "factory_product.order_again_selected": OPERATOR,
+    "factory_product.download_zip": VIEWER,
     "factory_product.delete_selected": LEAD,
     "factory_order.retry_failed_orders": OPERATOR,
     "factory_order.cancel_orders": OPERATOR,
@@ -140,6 +172,7 @@ ACTIONS: dict[str, int] = {
     "factory_order.other_machine_detail": OPERATOR,
     "factory_order.save_template_detail": OPERATOR,
     "factory_order.cancel_detail": OPERATOR,
+    "factory_order.compare_detail": VIEWER,
     "factory_orderitem.retry_failed": OPERATOR,
     "factory_orderitem.cancel_chosen_items": OPERATOR,
     "factory_orderitem.delete_selected": SUPERUSER,
