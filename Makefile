@@ -28,7 +28,7 @@ REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
-.PHONY: venv test-venv run services chromium test bench check clean screenshots
+.PHONY: venv test-venv run dev audit services chromium test bench check clean screenshots
 
 # The runtime only: what `make run` needs.
 venv: $(STAMP)
@@ -45,10 +45,18 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(PY) -m pip install -r requirements-test.txt
 	touch $@
 
+# gunicorn serves the admin and the hashed static files collected here.
 run: venv
 	$(PY) manage.py migrate --noinput
+	STATIC_MANIFEST=1 $(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py load_seed_data
 	$(PY) manage.py run_local --port $(PORT) --workers $(WORKERS)
+
+# runserver with autoreload and DEBUG on, for working on the code.
+dev: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_seed_data
+	DEBUG=1 $(PY) manage.py run_local --procfile Procfile.dev --port $(PORT) --workers $(WORKERS)
 
 # $(call ensure_service,NAME,READY,START,STARTER): start NAME with START
 # when READY fails and STARTER exists, then wait until READY succeeds.
