@@ -30,19 +30,26 @@ REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 
 .PHONY: venv test-venv run dev audit services chromium test bench check clean screenshots
 
+# Packages go in with uv (an installer only, many times faster than pip from
+# a warm cache); pip does the work wherever uv cannot be had.
+UV_VERSION := 0.13.8
+UV := $(VENV)/bin/uv
+INSTALL = if [ -x $(UV) ] || $(PY) -m pip install -q uv==$(UV_VERSION); \
+	then $(UV) pip install --python $(PY) $(1); else $(PY) -m pip install $(1); fi
+
 # The runtime only: what `make run` needs.
 venv: $(STAMP)
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -r requirements.txt
+	$(call INSTALL,-r requirements.txt)
 	touch $@
 
 # The runtime plus the test tools.
 test-venv: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP) requirements-test.txt
-	$(PY) -m pip install -r requirements-test.txt
+	$(call INSTALL,-r requirements-test.txt)
 	touch $@
 
 # gunicorn serves the admin and the hashed static files collected here.
