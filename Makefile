@@ -53,10 +53,11 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 	touch $@
 
 # gunicorn serves the admin and the hashed static files collected here.
+# collectstatic needs no database: it runs beside the migrations.
 run: venv
-	$(PY) manage.py migrate --noinput
-	STATIC_MANIFEST=1 $(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py load_seed_data
+	@STATIC_MANIFEST=1 $(PY) manage.py collectstatic --noinput --verbosity 0 & static=$$!; \
+	$(PY) manage.py migrate --noinput && $(PY) manage.py load_seed_data; seeded=$$?; \
+	wait $$static && [ $$seeded -eq 0 ]
 	$(PY) manage.py run_local --port $(PORT) --workers $(WORKERS)
 
 # runserver with autoreload and DEBUG on, for working on the code.

@@ -31,6 +31,9 @@ os.environ.setdefault("STATIC_MANIFEST", "1")
 # gunicorn's control socket is one path per user: two servers would clash.
 control_socket_disable = True
 wsgi_app = "artfactory.wsgi:application"
+# Load Django once, before forking: workers answer at once and share memory.
+# Nothing opens a database or Redis connection at import, so none is shared.
+preload_app = True
 
 
 def on_starting(server: object) -> None:
