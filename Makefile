@@ -108,6 +108,17 @@ test: test-venv services chromium
 screenshots: test-venv services chromium
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(SQLITE_TEST_ENV) $(PY) -m pytest tests/browser -q
 
+# Known vulnerabilities in the pinned requirements. Needs the vulnerability
+# service; without it this says that nothing was checked and exits 0.
+AUDIT_VENV := var/audit-venv
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install -q -r requirements-audit.txt
+	touch $@
+
+audit: $(AUDIT_VENV)/.installed
+	$(AUDIT_VENV)/bin/python tools/audit.py
+
 bench: venv
 	$(PY) bench/run.py
 
