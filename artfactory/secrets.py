@@ -4,6 +4,7 @@ Providers sometimes echo the caller's key in an error body; a library may
 put a connection string in an exception. Whatever text is stored, shown or
 logged from such a source goes through ``mask_secrets`` first.
 """
+import logging
 import os
 
 from django.conf import settings
@@ -32,3 +33,14 @@ def mask_secrets(text: str) -> str:
     for value in sorted(secret_values(), key=len, reverse=True):
         text = text.replace(value, MASK)
     return text
+
+
+class MaskingFormatter(logging.Formatter):
+    """Log lines, tracebacks included, with every configured secret masked.
+
+    The last line of defence: code never logs a secret on purpose, but a
+    library's exception text might carry one.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))

@@ -7,6 +7,7 @@ storage switch on when their variables are set.
 from decimal import Decimal, InvalidOperation
 import json
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -239,6 +240,9 @@ if STATIC_MANIFEST:
     }
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 WHITENOISE_AUTOREFRESH = DEBUG
+if not STATIC_MANIFEST:
+    # Files come from the apps: an empty or missing STATIC_ROOT is expected.
+    warnings.filterwarnings("ignore", message="No directory at: ")
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -385,7 +389,8 @@ CSP_REPORT_ONLY = _strict_bool("CSP_REPORT_ONLY", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"masked": {"()": "artfactory.secrets.MaskingFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "masked"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 

@@ -2,6 +2,7 @@
 in logs, queued jobs, stored errors, every table, admin pages and exports."""
 import logging
 import re
+import sys
 
 import pytest
 import redis
@@ -224,3 +225,19 @@ def test_planted_secrets_appear_nowhere(
     }
     found = {place: leaks(text) for place, text in places.items() if leaks(text)}
     assert found == {}
+
+
+def test_log_lines_and_tracebacks_are_masked(planted):
+    from artfactory.secrets import MaskingFormatter
+
+    try:
+        raise RuntimeError(f"connect failed for {planted['DATABASE_PASSWORD']}")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "key %s rejected", (planted["FAL_KEY"],),
+            sys.exc_info(),
+        )
+    line = MaskingFormatter().format(record)
+    assert "key *** rejected" in line
+    assert "connect failed for ***" in line
+    assert leaks(line) == []
