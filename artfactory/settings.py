@@ -228,6 +228,21 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
+            "querystring_auth": _strict_bool("AWS_QUERYSTRING_AUTH", default=True),
+            "file_overwrite": False,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
+        },
+    }
+SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+
 # ---------------------------------------------------------------- static serving
 # WhiteNoise serves static files from the web process itself. The web server
 # (artfactory/gunicorn.conf.py) turns STATIC_MANIFEST on: `collectstatic`
@@ -243,20 +258,6 @@ WHITENOISE_AUTOREFRESH = DEBUG
 if not STATIC_MANIFEST:
     # Files come from the apps: an empty or missing STATIC_ROOT is expected.
     warnings.filterwarnings("ignore", message="No directory at: ")
-if AWS_STORAGE_BUCKET_NAME:
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
-            "region_name": env.str("AWS_S3_REGION_NAME", default=None),
-            "querystring_auth": _strict_bool("AWS_QUERYSTRING_AUTH", default=True),
-            "file_overwrite": False,
-            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
-        },
-    }
-SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 
 # ---------------------------------------------------------------- redis / rq
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
