@@ -6,20 +6,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
+from redis.exceptions import RedisError
+from rq import Worker
 
 from factory.localredis import RedisUnavailable, choose_redis
 from factory.management.commands.ensure_admin import admin_url, ensure_admin
 from factory.management.commands.find_redis import var_dir
 
-# How long the web process may take to answer before we say so.
-WEB_WAIT_SECONDS = 60.0
+# How long the web server and workers may take to start before we say so.
+WEB_WAIT_SECONDS = 120.0
 
 
 def honcho_argv(procfile: Path, port: int, workers: int) -> list[str]:
@@ -61,11 +65,31 @@ def web_answers(url: str) -> bool:
         return False
 
 
-def wait_for_web(process: subprocess.Popen, url: str, timeout: float) -> bool:
-    """Poll ``url`` until it answers; False once honcho exits or time runs out."""
+def workers_started_since(redis_url: str, since: datetime) -> int:
+    """RQ workers that registered in this Redis since ``since``: this run's."""
+    connection = redis.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        return sum(
+            1 for worker in Worker.all(connection=connection)
+            if worker.birth_date and worker.birth_date >= since
+        )
+    except RedisError:
+        return 0
+    finally:
+        connection.close()
+
+
+def wait_until_up(
+    process: subprocess.Popen, url: str, redis_url: str, workers: int,
+    since: datetime, timeout: float,
+) -> bool:
+    """Poll until ``url`` answers and the workers listen; False once honcho
+    exits or time runs out."""
     deadline = time.monotonic() + timeout
+    web_up = False
     while process.poll() is None and time.monotonic() < deadline:
-        if web_answers(url):
+        web_up = web_up or web_answers(url)
+        if web_up and workers_started_since(redis_url, since) >= workers:
             return True
         time.sleep(0.25)
     return False
@@ -74,7 +98,8 @@ def wait_for_web(process: subprocess.Popen, url: str, timeout: float) -> bool:
 class Command(BaseCommand):
     help = (
         "Choose a Redis, make sure the admin exists, run the Procfile, and "
-        "print the login once the web server answers (and again on Ctrl-C)."
+        "print the login once the web answers and the workers listen (and "
+        "again on Ctrl-C)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -122,6 +147,7 @@ class Command(BaseCommand):
         process waits for that and prints the login again. A stop asked for
         ends with 0, honcho failing on its own with its exit code.
         """
+        since = datetime.now(timezone.utc)
         process = subprocess.Popen(honcho_argv(procfile, port, workers), env=env)
         stopping = False
 
@@ -133,12 +159,13 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
-        if wait_for_web(process, admin_url(port) + "login/", WEB_WAIT_SECONDS):
+        if wait_until_up(process, admin_url(port) + "login/", env["REDIS_URL"],
+                         workers, since, WEB_WAIT_SECONDS):
             self.show(login_box("Art Factory is up", username, password, port))
         elif process.poll() is None:
             self.stderr.write(
-                f"The web server is not answering at {admin_url(port)} after "
-                f"{WEB_WAIT_SECONDS:.0f}s; see its output above."
+                f"The web server or the workers are not up after "
+                f"{WEB_WAIT_SECONDS:.0f}s; see their output above."
             )
         code = process.wait()
         self.show(login_box("Art Factory stopped; `make run` starts it again",
