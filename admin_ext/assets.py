@@ -38,6 +38,21 @@ def inventory_css(request: HttpRequest) -> str:
     return static("admin_ext/inventory.css")
 
 
+def panel_css(request: HttpRequest) -> str:
+    """The grid's side panel and full-screen lightbox."""
+    return static("admin_ext/panel.css")
+
+
 def curation_js(request: HttpRequest) -> str:
     """The grid's selection, keyboard curation and refused-edit messages."""
     return static("admin_ext/curation.js")
+
+
+def compare_css(request: HttpRequest) -> str:
+    """The sweep comparison page: axis pickers and the X/Y table."""
+    return static("admin_ext/compare.css")
+
+
+def panel_js(request: HttpRequest) -> str:
+    """The grid's side panel, lightbox zoom and tag input."""
+    return static("admin_ext/panel.js")

@@ -10,6 +10,10 @@ from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
+from admin_ext.data.admin import DataAdminMixin
+from admin_ext.data.resources import (
+    MachineResource, ProviderResource, TemplateResource, WildcardResource,
+)
 from admin_ext.display import KEY_COLOURS, key_status, key_status_html
 from admin_ext.filters import MachineFilter
 from factory.models import FactoryMachine, Provider, Template, Wildcard
@@ -32,7 +36,8 @@ class MachineInline(TabularInline):
 
 
 @admin.register(Provider)
-class ProviderAdmin(ModelAdmin):
+class ProviderAdmin(DataAdminMixin, ModelAdmin):
+    resource_classes = [ProviderResource]
     list_display = [
         "name", "slug", "display_key", "concurrency_limit", "machine_count",
         "is_active",
@@ -60,7 +65,8 @@ class ProviderAdmin(ModelAdmin):
 
 
 @admin.register(FactoryMachine)
-class FactoryMachineAdmin(ModelAdmin):
+class FactoryMachineAdmin(DataAdminMixin, ModelAdmin):
+    resource_classes = [MachineResource]
     list_display = [
         "name", "provider", "endpoint_id", "display_modality", "display_price",
         "is_active",
@@ -102,7 +108,8 @@ class FactoryMachineAdmin(ModelAdmin):
 
 
 @admin.register(Template)
-class TemplateAdmin(ModelAdmin):
+class TemplateAdmin(DataAdminMixin, ModelAdmin):
+    resource_classes = [TemplateResource]
     list_display = ["name", "machine", "runs", "seed_strategy", "created_at"]
     list_filter = ["machine__provider", ("machine", MachineFilter)]
     list_select_related = ["machine__provider"]
@@ -155,7 +162,8 @@ def _report_message(report: ImportReport, files: int) -> str:
 
 
 @admin.register(Wildcard)
-class WildcardAdmin(ModelAdmin):
+class WildcardAdmin(DataAdminMixin, ModelAdmin):
+    resource_classes = [WildcardResource]
     list_display = ["name", "value_count", "updated_at"]
     search_fields = ["name", "description"]
     actions_list = ["import_list"]
@@ -163,7 +171,8 @@ class WildcardAdmin(ModelAdmin):
     def has_upload_permission(self, request: HttpRequest) -> bool:
         return self.has_add_permission(request) and self.has_change_permission(request)
 
-    @action(description="Import wildcards", url_path="import", icon="upload_file",
+    # "import/" is the table import of admin_ext/data; these are dynamicprompts files.
+    @action(description="Import wildcard files", url_path="import-files", icon="upload_file",
             permissions=["upload"])
     def import_list(self, request: HttpRequest) -> HttpResponse:
         """Ask for .txt, .yaml or .json files; import them all or none on POST."""

@@ -1,26 +1,30 @@
 """Curating products from the grid: one-field edits and the bulk rating.
 
 The grid's favorite star and rating stars post to small endpoints that
-answer with the card to swap in. A refused edit answers 400 (bad value)
-or 403 (no permission) with a sentence to show; htmx leaves the card as
-it was, so it never shows a state the database does not hold.
+answer with the card to swap in; the side panel's tags, project and
+notes post to endpoints answering with that panel section. A refused
+edit answers 400 (bad value) or 403 (no permission) with a sentence to
+show; htmx leaves the page as it was, so it never shows a state the
+database does not hold.
 """
 from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import ngettext
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from factory.models import Product
+from admin_ext.bulk import selection_context
+from admin_ext.panel import Render, panel_view, render_section
+from factory.models import Product, Tag
 from factory.models.inventory import RATING_MESSAGE, clean_rating
 
 CARD_TEMPLATE = "admin_ext/inventory/_partials/card.html"
@@ -67,36 +71,107 @@ def edit_rating(product: Product, data: QueryDict) -> None:
     product.set_rating(data["rating"])
 
 
+def edit_tags(product: Product, data: QueryDict) -> None:
+    """Add the ``add`` names and take off the ``remove`` ones.
+
+    Operations rather than the whole list: two people tagging one product
+    from pages loaded earlier both keep their tags.
+    """
+    added, removed = data.getlist("add"), data.getlist("remove")
+    if not added and not removed:
+        raise ValidationError("Name a tag to add or remove.")
+    if added:
+        product.add_tags(added)
+    if removed:
+        product.remove_tags(removed)
+
+
+def edit_project(product: Product, data: QueryDict) -> None:
+    """Move to the ``project`` primary key, or out of any when blank."""
+    product.set_project(data.get("project", ""))
+
+
+def edit_notes(product: Product, data: QueryDict) -> None:
+    """Replace the notes with ``notes``."""
+    if "notes" not in data:
+        raise ValidationError("Send the notes to save.")
+    product.set_notes(data["notes"])
+
+
+def render_card(
+    model_admin: ModelAdmin, request: HttpRequest, product: Product
+) -> HttpResponse:
+    """The product's card, which the grid swaps in after an edit."""
+    return TemplateResponse(request, CARD_TEMPLATE, card_context(
+        model_admin, request, product=product,
+    ))
+
+
 def curation_urls(model_admin: ModelAdmin) -> list[URLPattern]:
     """The grid's endpoints, to put before the admin's own URLs."""
-    def endpoint(edit: Edit) -> Callable[..., HttpResponse]:
+    def endpoint(edit: Edit, render: Render) -> Callable[..., HttpResponse]:
         @require_POST
         def view(request: HttpRequest, object_id: int) -> HttpResponse:
-            return edit_card(model_admin, request, object_id, edit)
+            return edit_product(model_admin, request, object_id, edit, render)
         return model_admin.admin_site.admin_view(view)
 
+    @require_GET
+    def panel(request: HttpRequest, object_id: int) -> HttpResponse:
+        if not model_admin.has_view_permission(request):
+            return _refusal("You may not view products.", 403)
+        return panel_view(model_admin, request, object_id)
+
+    @require_GET
+    def suggestions(request: HttpRequest) -> HttpResponse:
+        return tag_suggestions(model_admin, request)
+
+    site = model_admin.admin_site
     return [
-        path("<int:object_id>/favorite/", endpoint(edit_favorite),
+        path("<int:object_id>/favorite/", endpoint(edit_favorite, render_card),
              name="factory_product_favorite"),
-        path("<int:object_id>/rating/", endpoint(edit_rating),
+        path("<int:object_id>/rating/", endpoint(edit_rating, render_card),
              name="factory_product_rating"),
+        path("<int:object_id>/tags/",
+             endpoint(edit_tags, render_section("tags")),
+             name="factory_product_tags"),
+        path("<int:object_id>/project/",
+             endpoint(edit_project, render_section("project")),
+             name="factory_product_project"),
+        path("<int:object_id>/notes/",
+             endpoint(edit_notes, render_section("notes")),
+             name="factory_product_notes"),
+        path("<int:object_id>/panel/", site.admin_view(panel),
+             name="factory_product_panel"),
+        path("tag-suggestions/", site.admin_view(suggestions),
+             name="factory_product_tag_suggestions"),
     ]
 
 
-def edit_card(
-    model_admin: ModelAdmin, request: HttpRequest, object_id: int, edit: Edit
+def edit_product(
+    model_admin: ModelAdmin, request: HttpRequest, object_id: int, edit: Edit,
+    render: Render,
 ) -> HttpResponse:
-    """Apply one edit to one product and answer with its card."""
+    """Apply one edit to one product and answer with what shows it.
+
+    A refused edit writes nothing, even one that did part of its work.
+    """
     product = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
     if not model_admin.has_change_permission(request, product):
         return _refusal("You may not change products.", 403)
     try:
-        edit(product, request.POST)
+        with transaction.atomic():
+            edit(product, request.POST)
     except ValidationError as exc:
         return _refusal(" ".join(exc.messages), 400)
-    return TemplateResponse(request, CARD_TEMPLATE, card_context(
-        model_admin, request, product=product,
-    ))
+    return render(model_admin, request, product)
+
+
+def tag_suggestions(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """Existing tag names matching ``?q=``, for the panel's tag input."""
+    if not model_admin.has_change_permission(request):
+        return _refusal("You may not change products.", 403)
+    tags = Tag.objects.suggest(request.GET.get("q", ""))
+    return JsonResponse({"tags": list(tags.values_list("name", flat=True))})
 
 
 def card_context(model_admin: ModelAdmin, request: HttpRequest, **extra) -> dict:
@@ -146,17 +221,13 @@ def confirm_rating(
             request, text % {"n": count, "r": rating or 0}, messages.SUCCESS
         )
         return None
-    selected = list(queryset.values_list("pk", flat=True))
-    context = {
+    context = selection_context(request, queryset, action)
+    context.update({
         **model_admin.admin_site.each_context(request),
         "title": ngettext("Rate %d product", "Rate %d products",
-                          len(selected)) % len(selected),
+                          context["count"]) % context["count"],
         "form": form,
-        "selected": selected,
-        "action": action,
-        "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        "confirm_field": CONFIRM_FIELD,
         "opts": model_admin.model._meta,
         "changelist_url": request.get_full_path(),
-    }
+    })
     return TemplateResponse(request, RATE_TEMPLATE, context)

@@ -6,34 +6,47 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, reverse
 from django.utils.html import format_html
-from django.utils.translation import ngettext
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from admin_ext.bulk import ACTIONS as BULK_ACTIONS, ArchivedFilter, favorite
 from admin_ext.curation import confirm_rating, curation_urls, remember_view
+from admin_ext.data.admin import DataAdminMixin
+from admin_ext.data.resources import ProductResource
 from admin_ext.display import thumbnail_html
+from admin_ext.product_filters import (
+    CreatedFilter, FavoriteFilter, MediaTypeFilter, OrderFilter, ParameterFilter,
+    ProductMachineFilter, ProjectFilter, PromptFilter, ProviderFilter, RatingFilter,
+    TagFilter, search_with_seed,
+)
+from admin_ext.permissions import RefuseForbiddenActions
 from admin_ext.variations import (
     ProductMachineForm, VarySeedForm, confirm_vary_seed, run_switch, run_vary_seed,
 )
-from admin_ext.filters import MachineFilter
+from admin_ext.paging import EstimatedCountMixin
 from factory.models import MediaFile, Product
 from factory.recipes import order_again_from_product
+from factory.search import search_products
 
 
 @admin.register(Product)
-class ProductAdmin(ModelAdmin):
+class ProductAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin, ModelAdmin):
+    resource_classes = [ProductResource]
     list_display = [
         "display_thumbnail", "__str__", "machine", "project", "display_media_type",
         "display_size", "is_favorite", "rating", "created_at",
     ]
     list_display_links = ["display_thumbnail", "__str__"]
     list_filter = [
-        "media_type", "is_favorite", "rating", ("machine", MachineFilter),
-        "project", "tags",
+        ParameterFilter, PromptFilter, ("machine", ProductMachineFilter),
+        ("machine__provider", ProviderFilter), ("project", ProjectFilter),
+        ("media_type", MediaTypeFilter), RatingFilter, ("is_favorite", FavoriteFilter),
+        TagFilter, ("created_at", CreatedFilter), OrderFilter, ArchivedFilter,
     ]
+    list_filter_submit = True
+    show_facets = admin.ShowFacets.NEVER  # counts would read every product
     search_fields = ["prompt", "notes", "tags__name"]
     list_per_page = 120
-    show_full_result_count = False
     change_list_template = "admin_ext/inventory/change_list.html"
     autocomplete_fields = ["project", "tags"]
     readonly_fields = [
@@ -48,11 +61,19 @@ class ProductAdmin(ModelAdmin):
             "media", "media_type", "cost", "created_at",
         ]}),
     ]
-    actions = ["mark_favorite", "unmark_favorite", "rate_selected", "vary_seed_selected"]
+    actions = ["mark_favorite", "unmark_favorite", "rate_selected", "vary_seed_selected",
+               *BULK_ACTIONS]
     actions_detail = ["vary_seed_detail", "order_again_detail", "other_machine_detail"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).for_grid()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Product],
+                           search_term: str) -> tuple[QuerySet[Product], bool]:
+        """Through the search indexes, tags in a subquery (so never
+        duplicates), and a seed too when the term is a number."""
+        found = search_products(queryset, search_term)
+        return search_with_seed(queryset, found, search_term), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -95,11 +116,8 @@ class ProductAdmin(ModelAdmin):
         return f"{media.width}×{media.height}" if media.width else "-"
 
     @action(description="Mark as favorite", permissions=["change"])
-    def mark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        count = queryset.update(is_favorite=True)
-        self.message_user(request, ngettext(
-            "%d product marked as favorite.", "%d products marked as favorite.", count
-        ) % count)
+    def mark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]):
+        return favorite(self, request, queryset, "mark_favorite", on=True)
 
     @action(description="Order again", url_path="order-again",
             icon="content_copy", permissions=["order_again"])
@@ -164,14 +182,8 @@ class ProductAdmin(ModelAdmin):
         return super().changelist_view(request, context)
 
     @action(description="Remove from favorites", permissions=["change"])
-    def unmark_favorite(
-        self, request: HttpRequest, queryset: QuerySet[Product]
-    ) -> None:
-        count = queryset.set_favorite(False)
-        self.message_user(request, ngettext(
-            "%d product removed from favorites.",
-            "%d products removed from favorites.", count,
-        ) % count)
+    def unmark_favorite(self, request: HttpRequest, queryset: QuerySet[Product]):
+        return favorite(self, request, queryset, "unmark_favorite", on=False)
 
     @action(description="Rate…", permissions=["change"])
     def rate_selected(

@@ -4,6 +4,8 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
+from admin_ext.data.admin import DataAdminMixin
+from admin_ext.data.resources import ProjectResource, TagResource
 from factory.models import Order, OrderStatus, Project, Tag
 
 
@@ -21,7 +23,8 @@ def committed_cost() -> Subquery:
 
 
 @admin.register(Project)
-class ProjectAdmin(ModelAdmin):
+class ProjectAdmin(DataAdminMixin, ModelAdmin):
+    resource_classes = [ProjectResource]
     list_display = ["name", "budget", "spent", "product_count", "is_archived", "created_at"]
     list_filter = ["is_archived"]
     search_fields = ["name", "description"]
@@ -41,7 +44,8 @@ class ProjectAdmin(ModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(ModelAdmin):
+class TagAdmin(DataAdminMixin, ModelAdmin):
+    resource_classes = [TagResource]
     list_display = ["name", "product_count"]
     search_fields = ["name"]
 

@@ -22,6 +22,7 @@ from unfold.widgets import UnfoldAdminIntegerFieldWidget, UnfoldAdminSelectWidge
 
 from admin_ext.actions import CONFIRM_FIELD, finish_dialog
 from factory.models import FactoryMachine, Order, Product
+from factory.recipes import MAX_AGAIN
 from factory.variations import (
     MAX_VARIATIONS, order_on_machine, preview_switch, vary_seed,
 )
@@ -164,10 +165,16 @@ def run_switch(
 
 def confirm_vary_seed(
     model_admin: ModelAdmin, request: HttpRequest, queryset, action: str
-) -> HttpResponse | TemplateResponse:
+) -> HttpResponse | TemplateResponse | None:
     """The bulk form: ask how many variations, then write one draft per
     selected product; a single draft opens, several list as drafts."""
-    products = list(queryset.select_related("media", "machine", "item__order", "project"))
+    products = list(queryset.select_related(
+        "media", "machine", "item__order", "project")[: MAX_AGAIN + 1])
+    if len(products) > MAX_AGAIN:  # e.g. "select all matching" on many
+        model_admin.message_user(request, f"Vary seed writes at most {MAX_AGAIN} "
+                                 "drafts in one go; select fewer products.",
+                                 messages.ERROR)
+        return None
     form = VarySeedCountForm(request.POST if CONFIRM_FIELD in request.POST else None)
     if form.is_valid():
         count = form.cleaned_data["count"]

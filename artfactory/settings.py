@@ -106,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Staff pages hand out the pass that media requests check without a query.
+    "factory.views.media.MediaPassMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -207,6 +209,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AXES_FAILURE_LIMIT = _read("AXES_FAILURE_LIMIT", int, 10)
 AXES_COOLOFF_TIME = 1  # hours
+# One person's typos lock that username from that address only, not every
+# account behind a shared office address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "admin_ext.lockout.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 ADMIN_LOGIN_FILE = VAR_DIR / "admin-login.txt"
@@ -230,7 +236,8 @@ STORAGES = {
 }
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        # Signed URLs stable per MEDIA_URL_WINDOW_SECONDS: see factory/media/s3.py.
+        "BACKEND": "factory.media.s3.StableUrlS3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default=None),
@@ -238,8 +245,16 @@ if AWS_STORAGE_BUCKET_NAME:
             "querystring_auth": _strict_bool("AWS_QUERYSTRING_AUTH", default=True),
             "file_overwrite": False,
             "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default=None),
+            # A file opened for reading is fetched whole first: above this
+            # size into a temporary file, not memory (zips read many).
+            "max_memory_size": 8 * 1024 * 1024,
+            "querystring_expire": _read("AWS_QUERYSTRING_EXPIRE", int, 24 * 3600),
+            # Content-hash names never change, so neither do their bytes.
+            "object_parameters": {"CacheControl": "private, max-age=31536000, immutable"},
         },
     }
+# A signed media URL stays the same this long, so browsers can cache it.
+MEDIA_URL_WINDOW_SECONDS = _read("MEDIA_URL_WINDOW_SECONDS", int, 6 * 3600)
 SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 
@@ -385,6 +400,17 @@ CSP_POLICY = {
 CSP_INLINE_SCRIPT_PATHS = ["/admin/queues/"]
 # Report violations in the browser's console without blocking anything.
 CSP_REPORT_ONLY = _strict_bool("CSP_REPORT_ONLY", default=False)
+
+# ---------------------------------------------------------------- inventory
+# Most products one zip download may hold.
+ZIP_MAX_PRODUCTS = _read("ZIP_MAX_PRODUCTS", int, 1000)
+
+# ---------------------------------------------------------------- import/export
+# Export needs the model's view permission, import its change permission
+# (and add, where an import adds rows: admin_ext/data/admin.py).
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
 
 # ---------------------------------------------------------------- logging
 LOGGING = {

@@ -93,7 +93,7 @@ class Factory:
         redis = django_rq.get_connection("default")
         before = Worker.count(connection=redis)
         for _ in range(WORKERS):
-            self._start("rqworker", *QUEUES, "--with-scheduler")
+            self._start("rqworker", *QUEUES)
         if self.foreman:
             self._start("run_foreman", "--tick", "0.2", "--poll", "0.5")
         deadline = time.monotonic() + 60

@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from factory.models import (
     Order, OrderStatus, Product, SeedStrategy, Template, Wildcard,
@@ -30,6 +31,7 @@ PLAIN_FIELDS = (
     "seed_strategy", "seed", "safety_checker", "required_parameters",
 )
 AGAIN = " (again)"
+MAX_AGAIN = 200  # drafts one bulk "order again" writes
 _TITLE_LENGTH = Order._meta.get_field("title").max_length
 
 
@@ -141,6 +143,23 @@ def order_again_from_product(
         seed=product.seed, safety_checker=item.order.safety_checker,
         status=OrderStatus.DRAFT, created_by=user,
     )
+
+
+def order_again_from_products(
+    products: QuerySet[Product], user: AbstractBaseUser | None = None
+) -> list[Order]:
+    """One draft per product, as ``order_again_from_product`` writes it.
+
+    More than ``MAX_AGAIN`` products raise ValidationError; otherwise all
+    drafts or none are written. Places nothing; a rerun writes more drafts.
+    """
+    products = list(products[: MAX_AGAIN + 1])
+    if len(products) > MAX_AGAIN:
+        raise ValidationError(
+            f"One go writes at most {MAX_AGAIN} drafts; select fewer products."
+        )
+    with transaction.atomic():
+        return [order_again_from_product(product, user) for product in products]
 
 
 def _dict_changes(name: str, old: dict, new: dict) -> list[Change]:

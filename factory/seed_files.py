@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -100,17 +100,18 @@ def _add(
 ) -> None:
     """Keep a sound entry under its slug, or note what is wrong with it."""
     slug = entry.get("slug") if isinstance(entry, dict) else None
-    found = _entry_problems(kind, entry, catalog)
+    found = entry_problems(kind, entry, catalog.providers)
     if not found and slug in catalog.rows[kind]:
         found = [f"slug is already used in {catalog.sources[kind, slug]}"]
     problems.extend(f"{where}: {kind} {slug!r}: {problem}" for problem in found)
     if not found:
-        catalog.rows[kind][slug] = _fields(entry)
+        catalog.rows[kind][slug] = entry_fields(entry)
         catalog.sources[kind, slug] = where
 
 
-def _fields(entry: dict[str, Any]) -> dict[str, Any]:
-    """Model field values of an entry; absent optional fields stay as they are."""
+def entry_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """Model field values of a sound entry; absent optional fields stay as
+    they are."""
     fields = {k: v for k, v in entry.items() if k not in ("slug", "price")}
     if "price" in entry:
         price = entry["price"]
@@ -120,7 +121,14 @@ def _fields(entry: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _entry_problems(kind: str, entry: Any, catalog: Catalog) -> list[str]:
+def entry_problems(
+    kind: str, entry: Any, providers: Collection[str]
+) -> list[str]:
+    """What is wrong with one provider or machine entry; empty when sound.
+
+    ``providers`` are the slugs a machine may name. The seed files and the
+    admin's catalog import check entries with this same function.
+    """
     if not isinstance(entry, dict):
         return ["each entry must be a JSON object"]
     found = [f"missing field {k!r}" for k in REQUIRED[kind] if k not in entry]
@@ -131,7 +139,7 @@ def _entry_problems(kind: str, entry: Any, catalog: Catalog) -> list[str]:
         return found
     found = _column_problems(entry, MODELS[kind])
     if kind == "machine":
-        found += _machine_problems(entry, catalog.providers)
+        found += _machine_problems(entry, providers)
     return found
 
 
@@ -160,7 +168,7 @@ def _column_problems(
 
 
 def _machine_problems(
-    entry: dict[str, Any], providers: dict[str, Any]
+    entry: dict[str, Any], providers: Collection[str]
 ) -> list[str]:
     found = []
     if entry["provider"] not in providers:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 
@@ -45,42 +45,49 @@ def catalog(db):
     call_command("load_seed_data", verbosity=0)
 
 
-def _persona(name: str, perms: list[str], staff: bool = True) -> User:
+def _persona(name: str, role: str | None) -> User:
+    """A staff member holding ``role``'s group, as ``grant_role`` gives it."""
+    from factory.roles import grant_role
+
     user = User.objects.create_user(name, f"{name}@example.com", "pw-" + name)
-    user.is_staff = staff
+    user.is_staff = True
     user.save()
-    group, _ = Group.objects.get_or_create(name=name.title())
-    codenames = [p.split(".", 1)[1] for p in perms]
-    group.permissions.set(Permission.objects.filter(codename__in=codenames))
-    user.groups.add(group)
+    if role:
+        grant_role(user, role)
     return user
 
 
 @pytest.fixture
 def viewer(db) -> User:
     """Looks at everything, changes nothing."""
-    models = ["order", "orderitem", "product", "project", "tag", "factorymachine",
-              "provider", "template", "wildcard", "mediafile"]
-    return _persona("viewer", [f"factory.view_{m}" for m in models])
+    return _persona("viewer", "viewer")
 
 
 @pytest.fixture
 def operator(db) -> User:
     """Writes and places orders, curates products."""
-    perms = [f"factory.{verb}_{model}" for verb in ("view", "add", "change")
-             for model in ("order", "product", "project", "tag", "template", "wildcard")]
-    perms += ["factory.view_orderitem", "factory.view_factorymachine",
-              "factory.view_provider", "factory.view_mediafile"]
-    return _persona("operator", perms)
+    return _persona("operator", "operator")
 
 
 @pytest.fixture
 def lead(db) -> User:
-    """Everything an operator does, plus the catalog and raised ceilings."""
-    user = _persona("lead", [])
+    """Everything an operator does, plus the catalog, budgets and raised ceilings."""
+    return _persona("lead", "lead")
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    """Users, groups and the job queues, besides everything else."""
+    user = _persona("root", None)
     user.is_superuser = True
     user.save()
     return user
+
+
+@pytest.fixture
+def staff_without_role(db) -> User:
+    """May sign in, holds no group: sees nothing."""
+    return _persona("norole", None)
 
 
 def worker_env(media_root: Path) -> dict[str, str]:
@@ -118,7 +125,7 @@ def run_worker(media_root):
             while foreman.poll() is None and worker.returncode == 0:
                 worker = subprocess.run(
                     [sys.executable, str(ROOT / "manage.py"), "rqworker", "submit",
-                     "collect", "default", "--burst", "--with-scheduler"],
+                     "collect", "default", "--burst"],
                     env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                 )
             foreman.wait(timeout=30)
@@ -156,7 +163,7 @@ def work_queues(redis_db, django_capture_on_commit_callbacks, settings):
                 worker = django_rq.get_worker(
                     "submit", "collect", "default", worker_class=SimpleWorker
                 )
-                worker.work(burst=True, with_scheduler=False)
+                worker.work(burst=True)
                 report = tick("test-foreman", tuning)
             if is_idle():
                 return

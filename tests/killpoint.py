@@ -60,10 +60,10 @@ def install(point: str) -> None:
     from factory.providers.replicate import ReplicateBackend
 
     backends = (FalBackend, ReplicateBackend)
-    if point == "after_claim":  # claimed for submitting, attempts not raised yet
+    if point == "after_claim":  # claimed for submitting, the attempt counted
         wrap(OrderItemQuerySet, "claim", point, when=lambda item, *a, **kw: (
             item is not None and kw.get("to") == ItemStatus.SUBMITTING))
-    elif point == "after_intent":  # attempts raised, the POST not yet sent
+    elif point == "after_intent":  # the POST not yet sent
         for backend in backends:
             wrap(backend, "submit", point, before=True)
     elif point == "accepted_unsaved":  # the provider accepted; id not saved

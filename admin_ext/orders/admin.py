@@ -10,20 +10,25 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
-from unfold.admin import ModelAdmin
+from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
 from admin_ext.actions import confirm_retry
+from admin_ext.orders.comparison import compare_page, comparison_urls
 from admin_ext.orders.cancelling import (
     CancelOrderForm, confirm_cancel, run_cancel, stopped_message,
 )
 from admin_ext.orders.drafting import DraftFormMixin
+from admin_ext.permissions import CANCEL, RETRY, RefuseForbiddenActions
 from admin_ext.variations import MachineForm, run_switch
+from admin_ext.data.admin import DataAdminMixin
+from admin_ext.data.resources import OrderResource
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
-from factory.models import Order, OrderItem, OrderStatus
+from admin_ext.paging import EstimatedCountMixin, is_changelist
+from factory.models import ItemEvent, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
 from factory.production.cancel import OPEN_ORDERS, cancel_items, cancel_order
@@ -33,7 +38,9 @@ PREVIEW_ITEMS = 5
 
 
 @admin.register(Order)
-class OrderAdmin(DraftFormMixin, ModelAdmin):
+class OrderAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin,
+                 DraftFormMixin, ModelAdmin):
+    resource_classes = [OrderResource]
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
         "item_count", "estimated_cost", "created_at",
@@ -50,7 +57,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     ]
     actions_detail = [
         "place_detail", "order_again_detail", "other_machine_detail",
-        "save_template_detail", "cancel_detail",
+        "save_template_detail", "compare_detail", "cancel_detail",
     ]
     actions = ["retry_failed_orders", "cancel_orders"]
 
@@ -58,8 +65,14 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     change_form_before_template = "admin_ext/orders/change_form_before.html"
 
     def get_queryset(self, request):
-        # Tallies are counted for the fetched page only, in one grouped query.
-        return super().get_queryset(request).with_tallies()
+        # The page's machine, provider and project come along on every view.
+        queryset = super().get_queryset(request).select_related(
+            "machine__provider", "project")
+        if is_changelist(request):
+            # Tallies are counted for the fetched page only, in one grouped
+            # query; an order's own page reads its tally in its live panel.
+            queryset = queryset.with_tallies()
+        return queryset
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != OrderStatus.DRAFT:
@@ -79,6 +92,12 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
     def has_save_template_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.has_perm("factory.add_template")
 
+    def has_retry_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(RETRY)
+
+    def has_cancel_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(CANCEL)
+
     @display(description="Status", label=ORDER_COLOURS, ordering="status")
     def display_status(self, obj: Order) -> str:
         return obj.get_status_display()
@@ -91,14 +110,14 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
             obj.pk, progress_html(getattr(obj, "tally", None)),
         )
 
-    @action(description="Retry failed items", permissions=["change"])
+    @action(description="Retry failed items", permissions=["retry"])
     def retry_failed_orders(
         self, request: HttpRequest, queryset: QuerySet[Order]
     ) -> HttpResponse | None:
         items = OrderItem.objects.filter(order__in=queryset.values("pk"))
         return confirm_retry(self, request, queryset, items, "retry_failed_orders")
 
-    @action(description="Cancel", permissions=["change"])
+    @action(description="Cancel", permissions=["cancel"])
     def cancel_orders(
         self, request: HttpRequest, queryset: QuerySet[Order]
     ) -> HttpResponse | None:
@@ -177,6 +196,7 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         star = self.admin_site.admin_view(partial(picker.star_view, self))
         return [
             *progress_urls(self),
+            *comparison_urls(self),
             path("star/<int:machine_id>/", star, name="factory_order_star"),
             path("<int:object_id>/place-confirm/", view, name="factory_order_place"),
             *super().get_urls(),
@@ -192,9 +212,8 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
             pk=object_id,
         )
         change_url = reverse("admin:factory_order_change", args=[order.pk])
-        if not self.has_change_permission(request, order):
-            messages.error(request, "You may not place orders.")
-            return HttpResponseRedirect(change_url)
+        if not self.has_place_permission(request):
+            raise PermissionDenied
         if order.status != OrderStatus.DRAFT:
             messages.warning(request, f"{order} has already been placed.")
             return HttpResponseRedirect(change_url)
@@ -224,8 +243,14 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         }
         return TemplateResponse(request, "admin_ext/orders/place_order.html", context)
 
+    @action(description="Compare", url_path="compare", icon="grid_view",
+            permissions=["view"])
+    def compare_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The products pivoted by two swept fields, as an X/Y plot."""
+        return compare_page(self, request, object_id)
+
     @action(description="Cancel order", url_path="cancel", icon="cancel",
-            permissions=["change"], dialog={
+            permissions=["cancel"], dialog={
                 "title": "Stop this order?",
                 "description": "Cancelling cannot be undone; the order can be "
                 "ordered again as a new draft.",
@@ -251,8 +276,31 @@ class OrderAdmin(DraftFormMixin, ModelAdmin):
         return run_switch(self, request, form)
 
 
+class ItemEventInline(TabularInline):
+    """The item's history: attempts, refusals, reconciliations, resends."""
+
+    model = ItemEvent
+    fields = ["at", "kind", "message"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "event"
+    verbose_name_plural = "History"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Whoever may see the item may see its history.
+        return request.user.has_perm("factory.view_orderitem")
+
+
 @admin.register(OrderItem)
-class OrderItemAdmin(ModelAdmin):
+class OrderItemAdmin(RefuseForbiddenActions, EstimatedCountMixin, ModelAdmin):
+    inlines = [ItemEventInline]
     list_display = [
         "__str__", "order", "machine", "display_status", "attempts", "seed",
         "request_id", "short_error", "updated_at",
@@ -267,7 +315,10 @@ class OrderItemAdmin(ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @action(description="Retry failed items", permissions=["change"])
+    def has_retry_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm(RETRY)
+
+    @action(description="Retry failed items", permissions=["retry"])
     def retry_failed(
         self, request: HttpRequest, queryset: QuerySet[OrderItem]
     ) -> HttpResponse | None:
@@ -282,8 +333,7 @@ class OrderItemAdmin(ModelAdmin):
         return obj.last_error[:80]
 
     def has_cancel_items_permission(self, request: HttpRequest, obj=None) -> bool:
-        # Items are cancelled as part of their order.
-        return request.user.has_perm("factory.change_order")
+        return request.user.has_perm(CANCEL)
 
     @action(description="Cancel items", permissions=["cancel_items"])
     def cancel_chosen_items(

@@ -22,6 +22,7 @@ from django.utils.translation import ngettext
 from admin_ext.orders import parameters
 from admin_ext.orders.forms import OrderForm, load_json
 from admin_ext.orders.summary import preview_context
+from admin_ext.permissions import PLACE as PLACE_PERMISSION
 from factory.models import FactoryMachine, Order, OrderStatus
 from factory.ordering import place_order
 from factory.parameters.schema import ParameterError
@@ -86,6 +87,8 @@ class DraftFormMixin:
 
     def has_place_permission(self, request, obj=None) -> bool:
         """Drafts only; unfold hands detail actions the object's id."""
+        if not request.user.has_perm(PLACE_PERMISSION):
+            return False
         if obj is not None and not isinstance(obj, Order):
             obj = Order.objects.filter(pk=_as_id(obj)).only("status").first()
         if obj is not None and obj.status != OrderStatus.DRAFT:
@@ -113,6 +116,13 @@ class DraftFormMixin:
         super().save_model(request, obj, form, change)
 
     # ------------------------------------------------------------ placing
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Refused before the draft is saved, so a refusal changes nothing.
+        if request.method == "POST" and PLACE in request.POST \
+                and not self.has_place_permission(request):
+            raise PermissionDenied
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def response_add(self, request, obj, post_url_continue=None):
         if PLACE in request.POST:
             return self._place_response(request, obj)
@@ -178,7 +188,8 @@ class DraftFormMixin:
             request.POST, request.FILES, instance=obj)
         form.is_valid()
         return TemplateResponse(
-            request, "admin_ext/orders/_partials/preview.html", preview_context(form))
+            request, "admin_ext/orders/_partials/preview.html",
+            {**preview_context(form), "may_place": self.has_place_permission(request)})
 
     def switch_machine_view(
         self, request: HttpRequest, object_id: int | None = None

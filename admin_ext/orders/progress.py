@@ -55,6 +55,9 @@ def panel_context(order: Order) -> dict[str, Any]:
         "failed_items_url": f"{items_url}?{by_order}&status__exact=failed",
         "products_url": reverse("admin:factory_product_changelist") + "?"
         + urlencode({"item__order__id__exact": order.pk}),
+        # Swept orders get the comparison grid; the first items tell.
+        "compare_url": reverse("admin:factory_order_compare_detail", args=[order.pk])
+        if any(item.field_values for item in snapshot.items) else "",
     }
 
 

@@ -3,6 +3,8 @@ from factory.models.catalog import FactoryMachine, Modality, PriceUnit, Provider
 from factory.models.inventory import MediaFile, Product
 from factory.models.orders import (
     FINISHED,
+    EventKind,
+    ItemEvent,
     ItemStatus,
     Order,
     OrderItem,
@@ -14,7 +16,7 @@ from factory.models.projects import Project, Tag
 from factory.models.recipes import Template, Wildcard
 
 __all__ = [
-    "FINISHED", "FactoryMachine", "ItemStatus", "MediaFile", "Modality", "Order",
+    "EventKind", "FINISHED", "FactoryMachine", "ItemEvent", "ItemStatus", "MediaFile", "Modality", "Order",
     "OrderItem", "OrderStatus", "PriceUnit", "Product", "PromptMode", "Project", "Provider",
     "SeedStrategy", "Tag", "Template", "Wildcard",
 ]

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, F
 from django.db.models.query import ModelIterable
 from django.utils import timezone
 
@@ -159,7 +159,11 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "-created_at"])]
-        permissions = [("raise_item_ceiling", "Can raise an order's item ceiling")]
+        permissions = [
+            ("raise_item_ceiling", "Can raise an order's item ceiling"),
+            ("place_order", "Can place orders, which spends"),
+            ("cancel_order", "Can cancel orders and their items"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Order #{self.pk}"
@@ -206,15 +210,20 @@ class OrderItemQuerySet(models.QuerySet):
 
     def claim(
         self, item_id: int, *, frm: tuple[str, ...], to: str, owner: str = "",
-        lease: timedelta = timedelta(minutes=10),
+        lease: timedelta = timedelta(minutes=10), attempt: bool = False,
     ) -> "OrderItem | None":
         """Move one item between states with a compare-and-set update.
 
-        Returns the claimed item, or None when another process owns it.
+        ``attempt`` counts a provider call in the same write as the claim,
+        so a process that dies right after claiming still leaves the
+        evidence that money may be spent. Returns the claimed item, or
+        None when another process owns it.
         """
         now = timezone.now()
+        counted = {"attempts": F("attempts") + 1} if attempt else {}
         updated = self.filter(pk=item_id, status__in=frm).update(
-            status=to, lease_owner=owner, lease_until=now + lease, updated_at=now
+            status=to, lease_owner=owner, lease_until=now + lease, updated_at=now,
+            **counted,
         )
         if not updated:
             return None
@@ -241,6 +250,11 @@ class OrderItem(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=120, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a pending item waiting out a retry delay or a provider's "
+        "pause falls due; the foreman queues its submit then.",
+    )
     last_error = models.TextField(blank=True)
     cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     retry_of = models.ForeignKey(
@@ -256,11 +270,13 @@ class OrderItem(models.Model):
 
     class Meta:
         ordering = ["order", "index"]
+        permissions = [("retry_item", "Can retry failed items, which spends")]
         constraints = [
             models.UniqueConstraint(fields=["order", "index"], name="item_unique_index")
         ]
         indexes = [
             models.Index(fields=["status", "lease_until"]),
+            models.Index(fields=["status", "due_at"]),
             models.Index(fields=["order", "status"]),
         ]
 
@@ -287,13 +303,14 @@ class OrderItem(models.Model):
     def return_to_polling(self, error: str) -> None:
         """Results could not be fetched yet: the foreman polls it again."""
         self._transition(ItemStatus.SUBMITTED, last_error=error)
+        ItemEvent.objects.record(self.pk, EventKind.READ, error)
 
     def mark_completed(self, cost: Any = None) -> None:
-        # last_error stays: a retried error or a possible-duplicate note is
-        # history worth keeping on a completed item.
+        # Nothing is wrong any more: what went wrong on the way (a retried
+        # error, a possible duplicate) is kept in the item's events.
         self._transition(
             ItemStatus.COMPLETED, completed_at=timezone.now(), cost=cost,
-            lease_owner="", lease_until=None,
+            lease_owner="", lease_until=None, last_error="",
         )
 
     def mark_failed(self, error: str) -> None:
@@ -301,3 +318,47 @@ class OrderItem(models.Model):
             ItemStatus.FAILED, last_error=error[:4000], completed_at=timezone.now(),
             lease_owner="", lease_until=None,
         )
+
+
+class EventKind(models.TextChoices):
+    RETRY = "retry", "Retry later"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    UNKNOWN = "unknown", "Outcome unknown"
+    RECONCILED = "reconciled", "Found at the provider"
+    RESENT = "resent", "Sent again"
+    READ = "read", "Status or result not read"
+    CANCEL = "cancel", "Cancel at the provider failed"
+    FAILED = "failed", "Failed"
+
+
+EVENT_MESSAGE_CHARS = 4000
+
+
+class ItemEventQuerySet(models.QuerySet):
+    def record(self, item_id: int, kind: str, message: str) -> "ItemEvent":
+        """Append one event to an item's history; events are never edited."""
+        return self.create(item_id=item_id, kind=kind,
+                           message=message[:EVENT_MESSAGE_CHARS])
+
+
+class ItemEvent(models.Model):
+    """One thing that happened to an item on its way: its history.
+
+    ``OrderItem.last_error`` says only what is wrong now; attempts,
+    refusals, reconciliations and resends stay here, shown on the item's
+    page, so a completed item does not read like a failure.
+    """
+
+    item = models.ForeignKey(OrderItem, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    message = models.TextField(blank=True)
+
+    objects = ItemEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["item", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} {self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -3,9 +3,10 @@
 Plain parsing with no template knowledge; values stay templates for
 ``factory.parameters.prompts`` to expand.
 """
-import json
 from pathlib import PurePosixPath
 from typing import Any
+
+from factory.datafiles import parse_json
 
 
 def load_wildcard_file(name: str, data: bytes) -> dict[str, list[str]]:
@@ -42,11 +43,8 @@ def load_wildcard_file(name: str, data: bytes) -> dict[str, list[str]]:
 
 
 def _load_json(name: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{name}: line {exc.lineno}, column {exc.colno}: "
-                         f"{exc.msg}") from None
+    """Strict JSON, bounded in depth, as every uploaded file is read."""
+    return parse_json(text, where=name)
 
 
 def _load_yaml(name: str, text: str) -> Any:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from factory.models import ItemStatus, Order, OrderItem, OrderStatus
+from factory.models import (
+    EventKind, ItemEvent, ItemStatus, Order, OrderItem, OrderStatus,
+)
 from factory.production import limits
 from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_cancel
@@ -110,6 +112,6 @@ def cancel_at_provider(item_id: int) -> None:
         raise  # RQ retries the job
     except (ProviderError, NotImplementedError) as exc:
         log.warning("item %s: provider cancel failed: %s", item.pk, exc)
-        OrderItem.objects.filter(pk=item.pk).update(
-            last_error=f"provider cancel failed: {exc}"[:4000]
-        )
+        message = f"provider cancel failed: {exc}"
+        OrderItem.objects.filter(pk=item.pk).update(last_error=message[:4000])
+        ItemEvent.objects.record(item.pk, EventKind.CANCEL, message)

@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from redis import RedisError
 
-from factory.models import ItemStatus, OrderItem
+from factory.models import EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits
 from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_collects
@@ -118,10 +118,12 @@ def _status_failed(item: OrderItem, exc: ProviderError, owner: str) -> Step:
         return Step.FAILED
     # A missing key is fixed by a person, a 429 passes: poll again later.
     pause = 60.0 if isinstance(exc, ConfigurationError) else (exc.retry_after or 10.0)
+    message = str(exc)[:4000]
     updated = _owned(item, owner).update(
-        last_error=str(exc)[:4000],
-        lease_until=timezone.now() + timedelta(seconds=pause),
+        last_error=message, lease_until=timezone.now() + timedelta(seconds=pause),
     )
+    if updated and message != item.last_error:  # one event per new problem
+        ItemEvent.objects.record(item.pk, EventKind.READ, message)
     return Step.WAITING if updated else Step.LOST
 
 

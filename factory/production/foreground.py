@@ -55,7 +55,7 @@ def _submit(item: OrderItem, owner: str, pause: float, deadline: float,
                 and limits.acquire(item)):
             claimed = OrderItem.objects.claim(
                 item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
-                owner=owner, lease=submit_lease(),
+                owner=owner, lease=submit_lease(), attempt=True,
             )
             if claimed is None:
                 echo(f"item {item.pk}: another process took it")

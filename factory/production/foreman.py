@@ -22,6 +22,7 @@ from redis import RedisError
 
 from factory.models import ItemStatus, OrderItem
 from factory.production import follow
+from factory.production.submit import queue_due_submits
 from factory.production.sweeper import sweep
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def is_idle() -> bool:
 def _round(owner: str, tuning: Tuning, sweeping: bool) -> TickReport:
     if sweeping:
         sweep()
+    queue_due_submits()
     return tick(owner, tuning)
 
 

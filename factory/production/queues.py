@@ -60,16 +60,9 @@ def enqueue_items(item_ids: list[int]) -> None:
     ])
 
 
-def enqueue_submit(item_id: int, delay: float = 0) -> None:
-    """Queue a submit job, now or after ``delay`` seconds."""
-    queue = _queue(SUBMIT_QUEUE)
-    name = job_id(SUBMIT_QUEUE, item_id)
-    if delay > 0:
-        queue.enqueue_in(
-            timedelta(seconds=delay), SUBMIT_JOB, item_id, job_id=name
-        )
-    else:
-        queue.enqueue(SUBMIT_JOB, item_id, job_id=name)
+def enqueue_submit(item_id: int) -> None:
+    """Queue a submit job now; a later try is a due time in the database."""
+    _queue(SUBMIT_QUEUE).enqueue(SUBMIT_JOB, item_id, job_id=job_id(SUBMIT_QUEUE, item_id))
 
 
 def enqueue_collect(item_id: int) -> None:
@@ -112,8 +105,9 @@ def enqueue_follow(item_id: int, delay: float = 0) -> None:
 
 
 def live_item_ids(queue_name: str, *, running: bool = True) -> set[int]:
-    """Items with a job queued, scheduled or (if ``running``) running on
-    ``queue_name``.
+    """Items with a job queued or (if ``running``) running on ``queue_name``.
+
+    Nothing is scheduled in Redis: a retry's due time is in the database.
 
     Read in one Redis transaction, so a job moving between lists is seen.
     A running job counts until its entry expires (the job's timeout plus a
@@ -123,7 +117,6 @@ def live_item_ids(queue_name: str, *, running: bool = True) -> set[int]:
     queue = _queue(queue_name)
     pipe = queue.connection.pipeline(transaction=True)
     pipe.lrange(queue.key, 0, -1)
-    pipe.zrange(queue.scheduled_job_registry.key, 0, -1)
     if running:
         pipe.zrangebyscore(queue.started_job_registry.key, time.time(), "+inf")
     prefix = JOB_PREFIX[queue_name] + "-"

@@ -8,15 +8,15 @@ import logging
 import os
 import random
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from factory.models import FINISHED, ItemStatus, OrderItem
+from factory.models import FINISHED, EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits, progress
-from factory.production.queues import enqueue_cancel, enqueue_submit
+from factory.production.queues import enqueue_cancel, enqueue_items
 from factory.providers import get_backend
 from factory.providers.base import (
     ConfigurationError,
@@ -58,20 +58,21 @@ def start_submission(item_id: int) -> None:
     holding no worker and no timer, until a slot given back wakes it.
     """
     item = OrderItem.objects.select_related("machine__provider").filter(
-        pk=item_id, status=ItemStatus.PENDING
+        Q(due_at__isnull=True) | Q(due_at__lte=timezone.now()),
+        pk=item_id, status=ItemStatus.PENDING,
     ).first()
-    if item is None:  # finished, cancelled or owned by another job
+    if item is None:  # finished, cancelled, owned by another job or not yet due
         return
     wait = limits.cooldown_remaining(item.machine.provider.slug)
     if wait > 0:
-        # Jitter spreads the waiting jobs so they do not all return at once.
-        enqueue_submit(item.pk, delay=wait * random.uniform(1, 1.25))
+        # Jitter spreads the waiting items so they do not all return at once.
+        postpone(item.pk, wait * random.uniform(1, 1.25))
         return
     if not limits.acquire(item):
         return  # waiting in line
     claimed = OrderItem.objects.claim(
         item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
-        owner=worker_name(), lease=submit_lease(),
+        owner=worker_name(), lease=submit_lease(), attempt=True,
     )
     if claimed is None:
         # Another job for this item claimed it and shares the slot; if the
@@ -83,13 +84,10 @@ def start_submission(item_id: int) -> None:
 
 
 def submit_claimed_item(item: OrderItem) -> None:
-    """Make the item's one provider call; the claim already recorded intent.
+    """Make the item's one provider call; the claim already counted it.
 
-    The attempt counter is raised before the call, so a crash mid-call leaves
-    evidence that money may have been spent. The caller holds a slot.
+    The caller claimed with ``attempt=True`` and holds a slot.
     """
-    OrderItem.objects.filter(pk=item.pk).update(attempts=F("attempts") + 1)
-    item.attempts += 1  # the claim read the row; nobody else counts while it is owned
     progress.mark_running(item.order_id)
     backend = get_backend(item.machine.provider.slug)
     try:
@@ -99,7 +97,8 @@ def submit_claimed_item(item: OrderItem) -> None:
         _retry_later(item, exc)
     except OutcomeUnknownError as exc:
         # The slot stays taken: the generation may be running.
-        _settle(item, ItemStatus.SUBMIT_UNKNOWN, last_error=str(exc)[:4000])
+        if _settle(item, ItemStatus.SUBMIT_UNKNOWN, last_error=str(exc)[:4000]):
+            ItemEvent.objects.record(item.pk, EventKind.UNKNOWN, str(exc))
     except (PermanentError, ConfigurationError) as exc:
         fail_item(item, str(exc))
     else:
@@ -136,9 +135,44 @@ def _settle(item: OrderItem, status: str, **fields: object) -> bool:
     return bool(updated)
 
 
-def return_to_pending(item: OrderItem, last_error: str) -> bool:
-    """Give up a claim, e.g. to try again later after a transient error."""
-    return _settle(item, ItemStatus.PENDING, last_error=last_error[:4000])
+def return_to_pending(item: OrderItem, last_error: str, due_in: float = 0) -> bool:
+    """Give up a claim, e.g. to try again ``due_in`` seconds from now."""
+    due_at = timezone.now() + timedelta(seconds=due_in) if due_in > 0 else None
+    return _settle(item, ItemStatus.PENDING, last_error=last_error[:4000],
+                   due_at=due_at)
+
+
+def postpone(item_id: int, seconds: float) -> bool:
+    """Make a pending item due ``seconds`` from now instead of at once.
+
+    The database holds the due time and the foreman queues the item when
+    it comes (``queue_due_submits``), so no Redis timer has to survive for
+    the retry to happen.
+    """
+    now = timezone.now()
+    return bool(OrderItem.objects.filter(pk=item_id, status=ItemStatus.PENDING).update(
+        due_at=now + timedelta(seconds=seconds), updated_at=now,
+    ))
+
+
+def queue_due_submits(now: datetime | None = None, batch: int = 500) -> int:
+    """Queue a submit job for each pending item whose due time has come.
+
+    The due time is cleared in the same update that selects the items, so
+    an item is queued once per due time; were the queueing lost with
+    Redis, the sweeper finds the pending item without a job.
+    """
+    now = now or timezone.now()
+    due = list(OrderItem.objects.filter(
+        status=ItemStatus.PENDING, due_at__lte=now
+    ).order_by("due_at").values_list("pk", flat=True)[:batch])
+    if not due:
+        return 0
+    OrderItem.objects.filter(
+        pk__in=due, status=ItemStatus.PENDING, due_at__lte=now
+    ).update(due_at=None, updated_at=now)
+    enqueue_items(due)
+    return len(due)
 
 
 def _retry_later(item: OrderItem, exc: TransientError) -> None:
@@ -149,8 +183,9 @@ def _retry_later(item: OrderItem, exc: TransientError) -> None:
         pause = max(exc.retry_after, 1.0)
         limits.slow_down(provider, pause)
         OrderItem.objects.filter(pk=item.pk).update(attempts=F("attempts") - 1)
-        if return_to_pending(item, f"rate limited, retry in {pause:g}s: {exc}"):
-            enqueue_submit(item.pk, delay=pause)
+        message = f"rate limited, retry in {pause:g}s: {exc}"
+        if return_to_pending(item, message, pause):
+            ItemEvent.objects.record(item.pk, EventKind.RATE_LIMITED, message)
         return
     if item.attempts > max_retries(provider):
         fail_item(item, f"gave up after {item.attempts} attempts: {exc}")
@@ -158,8 +193,10 @@ def _retry_later(item: OrderItem, exc: TransientError) -> None:
     delays = getattr(settings, "PRODUCTION_RETRY_DELAYS", RETRY_DELAYS)
     delay = delays[min(item.attempts, len(delays)) - 1]
     log.info("item %s: transient error, retry in %ss: %s", item.pk, delay, exc)
-    if return_to_pending(item, str(exc)):
-        enqueue_submit(item.pk, delay=delay)
+    if return_to_pending(item, str(exc), delay):
+        ItemEvent.objects.record(
+            item.pk, EventKind.RETRY, f"attempt {item.attempts}: {exc}; retry in {delay:g}s"
+        )
 
 
 def fail_item(item: OrderItem, message: str) -> None:
@@ -174,5 +211,6 @@ def fail_item(item: OrderItem, message: str) -> None:
     )
     if updated:
         item.status, item.last_error = ItemStatus.FAILED, message[:4000]
+        ItemEvent.objects.record(item.pk, EventKind.FAILED, message)
         limits.release(item)
         progress.refresh_order(item.order_id)

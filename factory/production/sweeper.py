@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from factory.models import ItemStatus, OrderItem
+from factory.models import EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits
 from factory.production.follow import collect_lease
 from factory.production.queues import (
@@ -53,10 +53,6 @@ def _expired(now: datetime) -> Q:
     return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
 
 
-def _note(item: OrderItem, text: str) -> str:
-    return "\n".join(filter(None, [item.last_error, text]))[-4000:]
-
-
 def sweep(now: datetime | None = None) -> SweepReport:
     """One pass over every kind of stuck item; safe to run anywhere, anytime."""
     now = now or timezone.now()
@@ -80,8 +76,10 @@ def requeue_lost_submits(
         grace = _seconds("PRODUCTION_PENDING_GRACE_SECONDS", 30)
     items = OrderItem.objects.all() if items is None else items
     # The grace covers the moment between a commit and its enqueue.
+    # An item with a due time is the foreman's to queue when it comes.
     stale = items.filter(
-        _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace
+        _expired(now), status=ItemStatus.PENDING, updated_at__lt=now - grace,
+        due_at__isnull=True,
     ).order_by("pk").values_list("pk", flat=True)
     candidates = list(stale[:BATCH * 10])
     if not candidates:
@@ -101,17 +99,18 @@ def mark_stalled_submissions(now: datetime) -> int:
     """Submitting items whose process died: their outcome is unknown."""
     stalled = list(OrderItem.objects.filter(
         status=ItemStatus.SUBMITTING, lease_until__lt=now
-    ).only("pk", "last_error", "lease_until")[:BATCH])
+    ).only("pk", "lease_until")[:BATCH])
+    message = "the submitting process stopped before saving a request id"
     moved = 0
     for item in stalled:
-        moved += OrderItem.objects.filter(
+        if OrderItem.objects.filter(
             pk=item.pk, status=ItemStatus.SUBMITTING, lease_until=item.lease_until
         ).update(
             status=ItemStatus.SUBMIT_UNKNOWN, lease_owner="", lease_until=None,
-            updated_at=now,
-            last_error=_note(item, "the submitting process stopped before "
-                                   "saving a request id"),
-        )
+            updated_at=now, last_error=message,
+        ):
+            ItemEvent.objects.record(item.pk, EventKind.UNKNOWN, message)
+            moved += 1
     return moved
 
 
@@ -141,19 +140,22 @@ def _find(item: OrderItem, now: datetime) -> str:
             item.machine, item.created_at, item.parameters, key=item_key(item)
         )
     except NotImplementedError:
-        fail_item(item, _note(item, "outcome unknown and the provider cannot "
-                                    "list requests: check it, then retry"))
+        fail_item(item, "outcome unknown and the provider cannot list requests: "
+                        "check it, then retry")
         return "failed"
     except ProviderError as exc:
-        unchanged.update(lease_until=now + timedelta(seconds=60),
-                         last_error=_note(item, f"lookup failed: {exc}"))
+        if unchanged.update(lease_until=now + timedelta(seconds=60),
+                            last_error=f"lookup failed: {exc}"[:4000]):
+            ItemEvent.objects.record(item.pk, EventKind.READ, f"lookup failed: {exc}")
         return "later"
     if request_id:
-        unchanged.update(
+        # Found: nothing is wrong any more, and the history says how.
+        if unchanged.update(
             status=ItemStatus.SUBMITTED, request_id=request_id, submitted_at=now,
-            lease_owner="", lease_until=None, updated_at=now,
-            last_error=_note(item, f"found request {request_id} at the provider"),
-        )
+            lease_owner="", lease_until=None, updated_at=now, last_error="",
+        ):
+            ItemEvent.objects.record(item.pk, EventKind.RECONCILED,
+                                     f"found request {request_id} at the provider")
         return "found"
     return _resubmit_after_grace(item, unchanged, now)
 
@@ -166,9 +168,10 @@ def _resubmit_after_grace(item: OrderItem, unchanged: QuerySet, now: datetime) -
         return "later"
     if not unchanged.update(
         status=ItemStatus.PENDING, lease_owner="", lease_until=None, updated_at=now,
-        last_error=_note(item, DUPLICATE_NOTE),
+        last_error=DUPLICATE_NOTE,
     ):
         return "later"
+    ItemEvent.objects.record(item.pk, EventKind.RESENT, DUPLICATE_NOTE)
     log.warning("item %s: %s", item.pk, DUPLICATE_NOTE)
     limits.release(item)
     enqueue_submit(item.pk)

@@ -115,6 +115,29 @@ class OutcomeUnknownError(ProviderError):
     """The submission may have reached the provider; reconcile, never resend."""
 
 
+TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def classify(
+    status: int, message: str, *, key_setting: str,
+    retry_after: float | None = None, also_transient: frozenset[int] = frozenset(),
+) -> ProviderError:
+    """The adapter error an HTTP error answer stands for, for every provider.
+
+    A refused credential stops the provider's work until a person fixes
+    the named setting; a redirect means a misconfigured URL; timeouts,
+    rate limits and server errors pass; every other refusal is about this
+    request and retrying it would not help.
+    """
+    if status in (401, 403):
+        return ConfigurationError(f"{message}; check {key_setting}")
+    if 300 <= status < 400:
+        return ConfigurationError(f"{message}; redirected, check the provider's URL")
+    if status in TRANSIENT_STATUSES or status in also_transient or status >= 500:
+        return TransientError(message, retry_after=retry_after)
+    return PermanentError(message)
+
+
 class ProviderBackend:
     """One hosted provider. Subclasses set ``slug`` and override the methods.
 

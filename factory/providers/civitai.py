@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from factory.providers import base
 from factory.providers.base import (
     ConfigurationError,
     MachineSpec,
@@ -219,12 +220,10 @@ class CivitaiBackend(ProviderBackend):
 
 def _http_error(response: httpx.Response, what: str) -> ProviderError:
     status, detail = response.status_code, _problem_text(response)
-    if status in (401, 403):
-        return ConfigurationError(f"civitai refused the API token ({status}): {detail}")
-    message = f"civitai {what}: {status} {detail}"
-    if status in (408, 429) or status >= 500:
-        return TransientError(message, retry_after=_retry_after(response))
-    return PermanentError(message)
+    message = (f"civitai refused the API token ({status}): {detail}"
+               if status in (401, 403) else f"civitai {what}: {status} {detail}")
+    return base.classify(status, message, key_setting="CIVITAI_API_TOKEN",
+                         retry_after=_retry_after(response))
 
 
 def _problem_text(response: httpx.Response) -> str:

@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import lru_cache
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -44,9 +45,11 @@ from factory.providers.base import (
 )
 from factory.providers.fal_answers import (
     classify,
+    failure_detail,
     parse_outputs,
     parse_status,
     reading,
+    redact,
     submitted_request_id,
     transport_message,
 )
@@ -150,7 +153,30 @@ class FalBackend(ProviderBackend):
             return response.json()
 
     def status(self, machine: MachineSpec, request_id: str) -> RemoteStatus:
-        return parse_status(self._status_body(machine, request_id, True), request_id)
+        found = parse_status(self._status_body(machine, request_id, True), request_id)
+        if found.state is RemoteState.FAILED:
+            return replace(found, error=self._failure(machine, request_id, found.error))
+        return found
+
+    def _failure(self, machine: MachineSpec, request_id: str, error: str) -> str:
+        """Why a request failed, from its result answer when that says more.
+
+        The status of a refused input carries only "Unprocessable Entity";
+        the result request answers 422 naming each field and the reason.
+        """
+        key = self._key()
+        try:
+            with reading("result", request_id, key):
+                response = _read_client().get(
+                    self._request_url(machine, request_id),
+                    headers=self._headers(key), timeout=read_timeout(),
+                )
+        except TransientError:
+            return error
+        if response.status_code != 422:
+            return error
+        detail, _ = failure_detail(response)
+        return redact(f"fal refused the input (HTTP 422): {detail}", key)
 
     def result(self, machine: MachineSpec, request_id: str) -> list[RemoteOutput]:
         answer = self._status_body(machine, request_id, False)

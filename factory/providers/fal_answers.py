@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from factory.providers import base
 from factory.providers.base import (
-    ConfigurationError,
     OutcomeUnknownError,
     PermanentError,
     ProviderError,
@@ -122,7 +122,7 @@ def redact(text: str, key: str) -> str:
     return text.replace(key, "***") if key else text
 
 
-def _detail(response: httpx.Response) -> tuple[str, str]:
+def failure_detail(response: httpx.Response) -> tuple[str, str]:
     """fal's error detail (a 422 list as ``loc: msg`` pairs) and error type."""
     kind = response.headers.get("x-fal-error-type", "")
     try:
@@ -143,7 +143,7 @@ def _detail(response: httpx.Response) -> tuple[str, str]:
 
 
 def describe(response: httpx.Response, action: str, subject: str, key: str) -> str:
-    detail, kind = _detail(response)
+    detail, kind = failure_detail(response)
     return redact(f"fal {action} {subject}: HTTP {response.status_code}"
                   f"{f' [{kind}]' if kind else ''}: {detail}", key)
 
@@ -151,17 +151,15 @@ def describe(response: httpx.Response, action: str, subject: str, key: str) -> s
 def classify(
     response: httpx.Response, action: str, subject: str, key: str
 ) -> ProviderError:
-    """The adapter error an HTTP error answer from fal stands for."""
-    code, message = response.status_code, describe(response, action, subject, key)
-    if code in (401, 403):
-        return ConfigurationError(message + "; check FAL_KEY")
-    if 300 <= code < 400:
-        return ConfigurationError(message + "; redirected, check the fal URLs")
-    if code in (408, 409, 429) or code >= 500:
-        return TransientError(
-            message, retry_after=parse_retry_after(response.headers.get("retry-after"))
-        )
-    return PermanentError(message)
+    """The adapter error an HTTP error answer from fal stands for.
+
+    fal's queue answers 409 while a request changes hands: it passes.
+    """
+    return base.classify(
+        response.status_code, describe(response, action, subject, key),
+        key_setting="FAL_KEY", also_transient=frozenset({409}),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
 
 
 def is_gateway_ambiguity(response: httpx.Response) -> bool:

@@ -13,17 +13,18 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from replicate.exceptions import ReplicateError
 
+from factory.providers import base
 from factory.providers.base import (
-    ConfigurationError,
     MachineSpec,
     PermanentError,
     ProviderError,
     RemoteOutput,
     RemoteState,
     RemoteStatus,
-    TransientError,
 )
 
+# A URL-like string (no spaces) with a scheme we never download.
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{1,30}):\S*$")
 STATES = {
     "starting": RemoteState.QUEUED,
     "processing": RemoteState.RUNNING,
@@ -65,7 +66,13 @@ def parse_outputs(data: dict[str, Any], request_id: str) -> list[RemoteOutput]:
             f"replicate prediction {request_id} is {data.get('status')},"
             " not succeeded"
         )
-    urls = _output_urls(data.get("output"))
+    urls, refused = _output_urls(data.get("output"))
+    if refused:
+        raise PermanentError(
+            f"replicate prediction {request_id} lists outputs with a scheme that is"
+            f" never downloaded: {', '.join(sorted(refused))} (only https, http"
+            " and data are)"
+        )
     if not urls:
         raise PermanentError(
             f"replicate prediction {request_id} has no output URLs"
@@ -75,13 +82,23 @@ def parse_outputs(data: dict[str, Any], request_id: str) -> list[RemoteOutput]:
     return [_output(url, seed, metrics) for url in urls]
 
 
-def _output_urls(output: Any) -> list[str]:
-    """URL strings of an output that is one URL, a list or a dict of them."""
+def _output_urls(output: Any) -> tuple[list[str], set[str]]:
+    """URL strings of an output that is one URL, a list or a dict of them,
+    and the schemes of the strings that looked like URLs of another kind."""
     if isinstance(output, dict):
         output = list(output.values())
     items = output if isinstance(output, list) else [output]
     prefixes = ("https://", "http://", "data:")
-    return [i for i in items if isinstance(i, str) and i.startswith(prefixes)]
+    urls, refused = [], set()
+    for entry in items:
+        if not isinstance(entry, str):
+            continue
+        scheme = SCHEME.match(entry)
+        if entry.startswith(prefixes):
+            urls.append(entry)
+        elif scheme:
+            refused.add(scheme.group(1).lower() + ":")
+    return urls, refused
 
 
 def _seed(data: dict[str, Any]) -> int | None:
@@ -135,11 +152,7 @@ def classify(
     """
     status = exc.status or 0
     detail = exc.detail or exc.title or "no detail given"
-    if status in (401, 403):
-        return ConfigurationError(
-            f"replicate refused the API token ({status}): {detail}"
-        )
-    message = f"replicate {what}: {status} {detail}"
-    if status in (408, 429) or status >= 500:
-        return TransientError(message, retry_after=retry_after)
-    return PermanentError(message)
+    message = (f"replicate refused the API token ({status}): {detail}"
+               if status in (401, 403) else f"replicate {what}: {status} {detail}")
+    return base.classify(status, message, key_setting="REPLICATE_API_TOKEN",
+                         retry_after=retry_after)

@@ -53,7 +53,7 @@ def live_worker(media_root, redis_db):
     """A real RQ worker and a real foreman serving the live server's database."""
     env = worker_env(media_root)
     commands = [
-        ["rqworker", "submit", "collect", "default", "--with-scheduler"],
+        ["rqworker", "submit", "collect", "default"],
         ["run_foreman", "--tick", "0.1", "--poll", "0.2"],
     ]
     processes = [

@@ -143,3 +143,27 @@ def test_grid_in_dark_mode(page, live_server, gallery):
     _card(page, products[2]).hover()
     LOCAL_SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(LOCAL_SHOTS / "products-dark.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clips_play_on_hover_and_tunes_scrub_in_place(page, live_server, gallery):
+    _log_in(page, live_server, "operator")
+    _open_grid(page, live_server)
+    clip = Product.objects.filter(media_type="video").first()
+    tune = Product.objects.filter(media_type="audio").first()
+
+    _card(page, clip).hover()
+    video = _card(page, clip).locator("video")
+    video.wait_for(state="attached")
+    page.wait_for_function(
+        "v => !v.paused && v.muted && v.currentTime > 0", arg=video.element_handle())
+    page.mouse.move(0, 0)  # leaving the card stops and drops the clip
+    video.wait_for(state="detached")
+
+    track = _card(page, tune).locator("[data-track]")
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+    audio = _card(page, tune).locator("audio").element_handle()
+    page.wait_for_function(
+        "a => !a.paused && a.duration > 0 && a.currentTime >= a.duration * 0.7", arg=audio)
+    assert page.locator("#af-panel [data-panel-pk]").count() == 0  # no panel opened

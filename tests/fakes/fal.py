@@ -215,9 +215,11 @@ class FakeFal(FakeProvider):
             return {"error": "Request was cancelled by the client",
                     "error_type": "client_cancelled"}
         if job.fault in FAILURES:
+            # As fal does: a refused input says only its HTTP reason here,
+            # the result request names the field and the reason.
             body = FAILURES[job.fault][1]
             detail = body["detail"]
-            message = detail if isinstance(detail, str) else detail[0]["msg"]
+            message = detail if isinstance(detail, str) else "Unprocessable Entity"
             return {"error": message, "error_type": body.get("error_type")}
         return {}
 

@@ -21,6 +21,7 @@ from rq import Worker
 from factory.localredis import RedisUnavailable, choose_redis
 from factory.management.commands.ensure_admin import admin_url, ensure_admin
 from factory.management.commands.find_redis import var_dir
+from factory.roles import ROLES_HINT
 
 # How long the web server and workers may take to start before we say so.
 WEB_WAIT_SECONDS = 120.0
@@ -162,6 +163,7 @@ class Command(BaseCommand):
         if wait_until_up(process, admin_url(port) + "login/", env["REDIS_URL"],
                          workers, since, WEB_WAIT_SECONDS):
             self.show(login_box("Art Factory is up", username, password, port))
+            self.show(ROLES_HINT)
         elif process.poll() is None:
             self.stderr.write(
                 f"The web server or the workers are not up after "

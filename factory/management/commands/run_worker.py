@@ -11,15 +11,15 @@ QUEUES = [SUBMIT_QUEUE, COLLECT_QUEUE, DEFAULT_QUEUE]
 
 class Command(BaseCommand):
     help = (
-        "Run an RQ worker on the submit, collect and default queues, with the "
-        "scheduler that delayed submits and retries need."
+        "Run an RQ worker on the submit, collect and default queues. Retries "
+        "need no scheduler: their due time is in the database and the foreman "
+        "queues them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--burst", action="store_true",
-            help="Exit once the queues are empty (delayed jobs that are due "
-                 "are queued first).",
+            help="Exit once the queues are empty.",
         )
         parser.add_argument(
             "--queues", nargs="+", default=QUEUES, metavar="QUEUE",
@@ -30,6 +30,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, burst: bool, queues: list[str], name: str | None,
                **options: Any) -> None:
         call_command(
-            "rqworker", *queues, burst=burst, with_scheduler=True, name=name,
+            "rqworker", *queues, burst=burst, name=name,
             verbosity=options["verbosity"],
         )

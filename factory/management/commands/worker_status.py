@@ -16,8 +16,9 @@ FLYING = (ItemStatus.SUBMITTING, ItemStatus.SUBMITTED, ItemStatus.SUBMIT_UNKNOWN
 
 class Command(BaseCommand):
     help = (
-        "Show RQ workers and what they run, queue depths (queued, scheduled, "
-        "running, failed), items in flight per provider, slots and cool-downs."
+        "Show RQ workers and what they run, queue depths (queued, running, "
+        "failed), pending items due later, items in flight per provider, slots "
+        "and cool-downs."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -41,10 +42,13 @@ class Command(BaseCommand):
             queue = django_rq.get_queue(name)
             self.stdout.write(
                 f"  {name}: {queue.count} queued, "
-                f"{queue.scheduled_job_registry.count} scheduled, "
                 f"{queue.started_job_registry.count} running, "
                 f"{queue.failed_job_registry.count} failed"
             )
+        later = OrderItem.objects.filter(
+            status=ItemStatus.PENDING, due_at__isnull=False
+        ).count()
+        self.stdout.write(f"  due later (retries and pauses): {later}")
 
     def _in_flight(self) -> None:
         rows = (OrderItem.objects.filter(status__in=FLYING)

@@ -94,7 +94,8 @@ def test_worker_status_shows_queues_and_items_in_flight_per_provider(
     out = run("worker_status")
 
     assert "Workers: 0" in out
-    assert "  submit: 3 queued, 0 scheduled, 0 running, 0 failed" in out
+    assert "  submit: 3 queued, 0 running, 0 failed" in out
+    assert "  due later (retries and pauses): 0" in out
     assert "  demo: submitting 0, submitted 1, submit_unknown 0, collecting 0" in out
     assert "  provider:demo: 0/8" in out
 

@@ -159,3 +159,79 @@ def test_objects_of_a_product_that_failed_to_save_are_deleted(
 
     first = Product.objects.get(item=demo_item).media
     assert keys(bucket) == sorted([first.file.name, first.thumbnail.name])
+
+
+@pytest.fixture
+def stable_bucket(bucket, settings):
+    """The bucket behind the storage settings.py picks for S3."""
+    settings.STORAGES["default"]["BACKEND"] = "factory.media.s3.StableUrlS3Storage"
+    settings.STORAGES["default"]["OPTIONS"]["querystring_expire"] = 3600
+    settings.MEDIA_URL_WINDOW_SECONDS = 600
+    return bucket
+
+
+def _storage():
+    from django.core.files.storage import storages
+
+    return storages.create_storage(storages.backends["default"])
+
+
+def test_signed_urls_stay_the_same_within_a_window(stable_bucket, monkeypatch):
+    storage = _storage()
+    storage.save("thumbs/a.webp", ContentFile(b"thumb"))
+    start = 1_800_000_000  # a window boundary: divisible by 600
+    monkeypatch.setattr("factory.media.s3.time.time", lambda: start + 5)
+    first = storage.url("thumbs/a.webp")
+    monkeypatch.setattr("factory.media.s3.time.time", lambda: start + 595)
+    assert storage.url("thumbs/a.webp") == first
+    assert "X-Amz-Expires=4200" in first  # the window plus querystring_expire
+    monkeypatch.setattr("factory.media.s3.time.time", lambda: start + 605)
+    assert storage.url("thumbs/a.webp") != first
+
+
+def test_a_stable_url_downloads_the_file_now(stable_bucket):
+    import httpx
+
+    storage = _storage()
+    storage.save("thumbs/b.webp", ContentFile(b"thumb-b"))
+    response = httpx.get(storage.url("thumbs/b.webp"))
+    assert response.status_code == 200 and response.content == b"thumb-b"
+
+
+def test_only_the_signing_thread_sees_the_frozen_clock():
+    import threading
+
+    import botocore.auth
+
+    from factory.media.s3 import signing_clock
+
+    seen = []
+    with signing_clock(0):
+        assert botocore.auth.get_current_datetime().year == 1970
+        thread = threading.Thread(target=lambda: seen.append(
+            botocore.auth.get_current_datetime().year))
+        thread.start()
+        thread.join()
+    assert seen[0] > 2000
+    assert botocore.auth.get_current_datetime().year > 2000
+
+
+def test_s3_settings_cache_objects_for_good_and_sign_for_long():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import django, json; django.setup(); from django.conf import settings; "
+            "print(json.dumps(settings.STORAGES['default']))")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "artfactory.settings",
+             "AWS_STORAGE_BUCKET_NAME": "art"}, timeout=60, check=True,
+    )
+    storage = json.loads(out.stdout.strip().splitlines()[-1])
+    assert storage["BACKEND"] == "factory.media.s3.StableUrlS3Storage"
+    assert storage["OPTIONS"]["querystring_expire"] == 24 * 3600
+    assert "immutable" in storage["OPTIONS"]["object_parameters"]["CacheControl"]

@@ -151,7 +151,7 @@ class Crew:
     def start_worker(self, name: str, **extra: str) -> None:
         self._extra[name] = extra
         self.workers[name] = self._spawn(
-            name, ["rqworker", *QUEUES, "--with-scheduler"], extra
+            name, ["rqworker", *QUEUES], extra
         )
 
     def start_foreman(self, name: str, *args: str, **extra: str) -> None:

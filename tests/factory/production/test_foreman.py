@@ -33,6 +33,7 @@ from factory.production.foreman import (
     tick,
 )
 from factory.production.queues import COLLECT_QUEUE, enqueue_follow
+from factory.production.submit import queue_due_submits
 from factory.production.sweeper import sweep
 from factory.providers.base import RemoteState, RemoteStatus, TransientError
 from factory.providers.demo import DemoBackend
@@ -59,9 +60,9 @@ def drive(max_seconds: float = 60, tuning: Tuning = FAST, each_round=None) -> in
     rounds = 0
     while not is_idle():
         assert time.monotonic() < deadline, OrderItem.objects.progress()
-        # In burst mode the scheduler only queues the delayed jobs now due.
         worker = django_rq.get_worker(*QUEUES, worker_class=SimpleWorker)
-        worker.work(burst=True, with_scheduler=True)
+        worker.work(burst=True)
+        queue_due_submits()  # as each of the foreman's rounds does
         sweep()
         tick("foreman:test", tuning)
         if each_round:
@@ -358,7 +359,7 @@ def test_twenty_items_through_a_real_worker_and_a_real_foreman(
         while foreman.poll() is None:
             worker = subprocess.run(
                 [sys.executable, str(ROOT / "manage.py"), "rqworker", *QUEUES,
-                 "--burst", "--with-scheduler"],
+                 "--burst"],
                 env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
             )
             assert worker.returncode == 0, worker.stderr[-3000:]

@@ -35,8 +35,8 @@ from tests.fakes.fal import FakeFal
 from tests.fakes.replicate import FakeReplicate
 
 POINTS = (
-    "after_claim",            # the item is claimed for submitting
-    "after_intent",           # attempts raised, just before the paid POST
+    "after_claim",            # claimed for submitting, the attempt counted
+    "after_intent",           # just before the paid POST
     "accepted_unsaved",       # the provider accepted it; the id is not saved
     "after_id_saved",         # the request id is saved
     "mid_poll",               # the foreman, inside a status call
@@ -57,8 +57,8 @@ QUICK = {
     "FOREMAN_CLAIM_SECONDS": "3",
 }
 LAUNCHER = [sys.executable, "-m", "tests.killpoint"]
-WORKER = [*LAUNCHER, "rqworker", "submit", "collect", "default", "--burst",
-          "--with-scheduler"]  # the project's ProductionWorker: jobs in-process
+# The project's ProductionWorker: jobs in-process.
+WORKER = [*LAUNCHER, "rqworker", "submit", "collect", "default", "--burst"]
 FOREMAN = [*LAUNCHER, "run_foreman", "--until-idle", "--max-seconds", "120",
            "--tick", "0.1", "--poll", "0.2", "--sweep-every", "1"]
 KILLED = -signal.SIGKILL
@@ -141,6 +141,7 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+@pytest.mark.once
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("point", POINTS)
 @pytest.mark.parametrize("provider", sorted(MACHINES))

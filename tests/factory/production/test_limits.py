@@ -1,8 +1,10 @@
 """Concurrency slots, 429 cool-downs and transient retries."""
 import time
+from datetime import timedelta
 
 import django_rq
 import pytest
+from django.utils import timezone
 from rq import SimpleWorker
 
 from factory.models import (
@@ -16,7 +18,7 @@ from factory.models import (
 from factory.ordering import place_order
 from factory.production import limits
 from factory.production.queues import SUBMIT_QUEUE, live_item_ids
-from factory.production.submit import start_submission
+from factory.production.submit import queue_due_submits, start_submission
 from factory.providers.base import PermanentError, TransientError
 from factory.providers.demo import DemoBackend
 from tests.factory.production.test_foreman import drive, place_demo
@@ -28,8 +30,11 @@ def items(order) -> list[OrderItem]:
     return list(order.items.select_related("machine__provider").order_by("index"))
 
 
-def scheduled_submits() -> int:
-    return django_rq.get_queue(SUBMIT_QUEUE).scheduled_job_registry.count
+def due_later() -> dict[int, float]:
+    """Pending items with a due time, and the seconds until it comes."""
+    now = timezone.now()
+    return {pk: (due - now).total_seconds() for pk, due in OrderItem.objects.filter(
+        status=ItemStatus.PENDING, due_at__isnull=False).values_list("pk", "due_at")}
 
 
 def test_slots_follow_the_provider_and_the_machine_limits(catalog, redis_db, lead):
@@ -77,7 +82,7 @@ def test_an_item_without_a_slot_waits_in_line_until_a_slot_is_given_back(
         ItemStatus.PENDING, 0, "")
     # Waiting holds no job, no timer: the line is the only trace.
     assert live_item_ids(SUBMIT_QUEUE) == set()
-    assert scheduled_submits() == 0
+    assert due_later() == {}
     assert limits.waiting_item_ids() == {second.pk, third.pk}
 
     # The slot given back wakes the oldest waiting item, and only it.
@@ -170,8 +175,15 @@ def test_429_pauses_the_provider_instead_of_failing_the_item(
     assert first.last_error.startswith("rate limited, retry in 30s")
     assert 29 < limits.cooldown_remaining("demo") <= 30
     assert (second.status, second.attempts) == (ItemStatus.PENDING, 0)
+    # Both wait in the database, not in a Redis timer: no job until due.
+    assert live_item_ids(SUBMIT_QUEUE) == set()
+    waits = due_later()
+    assert set(waits) == {first.pk, second.pk}
+    assert 29 < waits[first.pk] <= 30 and 29 < waits[second.pk] <= 38
+    assert queue_due_submits() == 0
+    assert queue_due_submits(timezone.now() + timedelta(seconds=40)) == 2
     assert live_item_ids(SUBMIT_QUEUE) == {first.pk, second.pk}
-    assert scheduled_submits() == 2
+    assert due_later() == {}
     assert ("provider:demo", 0, 8) in limits.usage()
 
 
@@ -196,7 +208,8 @@ def test_transient_errors_retry_with_backoff_up_to_the_provider_limit(
     monkeypatch.setattr(DemoBackend, "submit", timeout)
     worker = django_rq.get_worker(SUBMIT_QUEUE, worker_class=SimpleWorker)
     for _ in range(3):
-        worker.work(burst=True, with_scheduler=True)
+        worker.work(burst=True)
+        queue_due_submits(timezone.now() + timedelta(seconds=1))
         item.refresh_from_db()
         if item.status == ItemStatus.FAILED:
             break
@@ -207,6 +220,11 @@ def test_transient_errors_retry_with_backoff_up_to_the_provider_limit(
     assert item.status == ItemStatus.FAILED
     assert item.attempts == 3
     assert item.last_error == "gave up after 3 attempts: demo submit: connect timeout"
+    assert list(item.events.values_list("kind", "message")) == [
+        ("retry", "attempt 1: demo submit: connect timeout; retry in 0.01s"),
+        ("retry", "attempt 2: demo submit: connect timeout; retry in 0.01s"),
+        ("failed", "gave up after 3 attempts: demo submit: connect timeout"),
+    ]
     assert ("provider:demo", 0, 8) in limits.usage()
 
 
@@ -228,3 +246,38 @@ def test_a_permanent_error_fails_the_item_with_the_provider_message(
     assert item.last_error == "demo submit: HTTP 422: width must be a multiple of 8"
     assert order.status == OrderStatus.DONE_WITH_FAILURES
     assert ("provider:demo", 0, 8) in limits.usage()
+
+
+@pytest.mark.parametrize("redis_restart", ["keeps data", "loses data"])
+def test_a_retry_survives_a_redis_restart_without_any_scheduler(
+    catalog, redis_db, lead, settings, monkeypatch, redis_restart
+):
+    settings.PRODUCTION_RETRY_DELAYS = (0.3,)
+    settings.DEMO_LATENCY_SECONDS = 0.1
+    order = place_demo(lead, runs=1)
+    [item] = items(order)
+    real_submit = DemoBackend.submit
+    calls = []
+
+    def flaky(self, machine, params, *, key=None):
+        calls.append(key)
+        if len(calls) == 1:
+            raise TransientError("demo submit: HTTP 503: try again")
+        return real_submit(self, machine, params, key=key)
+
+    monkeypatch.setattr(DemoBackend, "submit", flaky)
+    start_submission(item.pk)
+    item.refresh_from_db()
+    assert (item.status, item.attempts) == (ItemStatus.PENDING, 1)
+    assert item.due_at is not None
+    # Nothing in Redis holds the retry, so a restart cannot lose it.
+    assert django_rq.get_queue(SUBMIT_QUEUE).scheduled_job_registry.count == 0
+    if redis_restart == "loses data":
+        redis_db.flushdb()
+
+    drive(max_seconds=20)
+
+    item.refresh_from_db()
+    assert (item.status, item.attempts, item.due_at) == (
+        ItemStatus.COMPLETED, 2, None)
+    assert len(calls) == 2

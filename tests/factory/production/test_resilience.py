@@ -134,6 +134,7 @@ class Outage:
         self.server.start()
 
 
+@pytest.mark.once
 @pytest.mark.parametrize("kind", [
     "flushall", "crash_losing_data", "restart_keeping_data", "older_snapshot",
 ])
@@ -178,6 +179,7 @@ def test_an_order_survives_a_redis_outage_without_duplicates(
           f"{crew.restarts} worker restarts")
 
 
+@pytest.mark.once
 def test_two_workers_and_two_foremen_handle_each_of_200_items_once(
     catalog, lead, fal, redis_db, media_root, tmp_path
 ):

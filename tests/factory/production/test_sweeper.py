@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from rq import SimpleWorker
 
-from factory.models import ItemStatus, OrderItem, OrderStatus, Product
+from factory.models import EventKind, ItemStatus, OrderItem, OrderStatus, Product
 from factory.production import limits
 from factory.production.queues import COLLECT_QUEUE, SUBMIT_QUEUE, live_item_ids
 from factory.production.sweeper import DUPLICATE_NOTE, sweep
@@ -116,7 +116,11 @@ def test_a_submission_whose_process_died_is_found_at_the_provider(
     assert (report.stalled, report.found, report.resubmitted) == (1, 1, 0)
     assert item.status == ItemStatus.SUBMITTED
     assert item.request_id == request_id
-    assert f"found request {request_id} at the provider" in item.last_error
+    assert item.last_error == ""  # found: nothing is wrong now
+    assert list(item.events.values_list("kind", "message")) == [
+        (EventKind.UNKNOWN, "the submitting process stopped before saving a request id"),
+        (EventKind.RECONCILED, f"found request {request_id} at the provider"),
+    ]
     assert len(count_submissions) == 1
 
 
@@ -141,7 +145,7 @@ def test_an_unknown_submission_waits_out_the_grace_period_before_resending(
 
     item.refresh_from_db()
     assert item.status == ItemStatus.PENDING
-    assert item.last_error == f"read timed out\n{DUPLICATE_NOTE}"
+    assert item.last_error == DUPLICATE_NOTE
     assert live_item_ids(SUBMIT_QUEUE) == {item.pk}
     django_rq.get_worker(SUBMIT_QUEUE, worker_class=SimpleWorker).work(burst=True)
     item.refresh_from_db()
@@ -149,7 +153,10 @@ def test_an_unknown_submission_waits_out_the_grace_period_before_resending(
     assert len(count_submissions) == 1
     item.mark_completed()
     item.refresh_from_db()
-    assert item.last_error.endswith(DUPLICATE_NOTE)  # the history survives completion
+    # Completed: nothing is wrong now, and the history survives completion.
+    assert item.last_error == ""
+    assert list(item.events.values_list("kind", "message")) == [
+        (EventKind.RESENT, DUPLICATE_NOTE)]
 
 
 def test_a_lost_collect_job_is_queued_again(catalog, redis_db, lead):
@@ -231,3 +238,23 @@ def test_sweep_restores_slots_a_flush_lost_and_drops_stale_ones(
     assert ("provider:demo", 1, 8) in limits.usage()
     key = limits.provider_scope(running.machine.provider).key
     assert redis_db.zrange(key, 0, -1) == [str(running.pk).encode()]
+
+
+def test_a_claim_for_submitting_counts_the_attempt_in_the_same_write(
+    catalog, redis_db, lead, quick
+):
+    order = place_demo(lead, runs=1)
+    item = order.items.get()
+    # A process that dies right after this write has still counted its try.
+    claimed = OrderItem.objects.claim(
+        item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
+        owner="gone:1", attempt=True,
+    )
+    assert claimed.attempts == 1
+    assert OrderItem.objects.values_list("status", "attempts").get(pk=item.pk) == (
+        ItemStatus.SUBMITTING, 1)
+    assert OrderItem.objects.claim(
+        item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
+        owner="late:2", attempt=True,
+    ) is None
+    assert OrderItem.objects.get(pk=item.pk).attempts == 1

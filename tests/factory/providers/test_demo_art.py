@@ -1,7 +1,6 @@
 """The demo provider's offline pictures, clips and sounds."""
 
 import io
-import time
 import wave
 
 import av
@@ -52,13 +51,6 @@ def test_prompt_sets_the_palette():
     assert np.abs(mean_colour("neon city rain") - mean_colour("forest spirit")).max() > 10
 
 
-def test_large_image_renders_quickly():
-    render_image(PROMPT, 1, 64, 64)  # imports and caches are not the point
-    started = time.perf_counter()
-    render_image(PROMPT, 1, 1024, 1024)
-    assert time.perf_counter() - started < 1.0
-
-
 @pytest.mark.parametrize(
     ("width", "height", "message"),
     [
@@ -95,12 +87,6 @@ def test_same_inputs_give_identical_video_bytes():
     first = render_video(PROMPT, 7, 64, 64, seconds=0.5)
     assert render_video(PROMPT, 7, 64, 64, seconds=0.5) == first
     assert render_video(PROMPT, 8, 64, 64, seconds=0.5) != first
-
-
-def test_video_of_512_pixels_encodes_quickly():
-    started = time.perf_counter()
-    render_video(PROMPT, 1, 512, 512, seconds=2.0, fps=12)
-    assert time.perf_counter() - started < 3.0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Import and export of admin data as CSV, XLSX and JSON."""
