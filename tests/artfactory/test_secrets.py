@@ -118,10 +118,10 @@ def _database_text() -> str:
     )
 
 
-def _admin_pages(lead) -> dict[str, str]:
+def _admin_pages(superuser) -> dict[str, str]:
     """What a superuser's browser receives from the pages about keys and the system."""
     client = Client()
-    client.force_login(lead)
+    client.force_login(superuser)
     urls = [
         "/admin/", reverse("admin:factory_provider_changelist"),
         reverse("admin:factory_factorymachine_changelist"),
@@ -170,12 +170,12 @@ def _job_pages(client: Client) -> dict[str, str]:
     return pages
 
 
-def _exports(lead) -> dict[str, str]:
+def _exports(superuser) -> dict[str, str]:
     """Every import-export resource of the admin, exported."""
     from django.test import RequestFactory
 
     request = RequestFactory().get("/")
-    request.user = lead
+    request.user = superuser
     exported = {}
     for model, model_admin in admin.site._registry.items():
         if not hasattr(model_admin, "get_export_resource_classes"):
@@ -188,7 +188,7 @@ def _exports(lead) -> dict[str, str]:
 
 @pytest.mark.django_db
 def test_planted_secrets_appear_nowhere(
-    planted, providers, catalog, lead, redis_db, caplog, work_queues,
+    planted, providers, catalog, lead, superuser, redis_db, caplog, work_queues,
     django_capture_on_commit_callbacks,
 ):
     caplog.set_level(logging.DEBUG)
@@ -213,7 +213,7 @@ def test_planted_secrets_appear_nowhere(
     assert items.filter(status=ItemStatus.COMPLETED).count() == 5
     errors = "\n".join(items.values_list("last_error", flat=True))
     assert errors.count("***") >= 3, errors  # the echoed keys, masked
-    pages = _admin_pages(lead)
+    pages = _admin_pages(superuser)
     places = {
         "queued jobs": queued,
         "Redis after the work": _redis_text(redis_db),
@@ -221,7 +221,7 @@ def test_planted_secrets_appear_nowhere(
         "the database": _database_text(),
         "logs": caplog.text,
         **{f"page {url}": html for url, html in pages.items()},
-        **{f"export {name}": text for name, text in _exports(lead).items()},
+        **{f"export {name}": text for name, text in _exports(superuser).items()},
     }
     found = {place: leaks(text) for place, text in places.items() if leaks(text)}
     assert found == {}
