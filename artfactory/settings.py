@@ -7,6 +7,7 @@ storage switch on when their variables are set.
 from decimal import Decimal, InvalidOperation
 import json
 import secrets
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -161,6 +162,46 @@ DATABASES["default"]["CONN_MAX_AGE"] = _read("DB_CONN_MAX_AGE", int, 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# ---------------------------------------------------------------- database pool
+# On PostgreSQL every process shares a bounded pool of connections among its
+# threads, so a burst of users waits for a free connection (DB_POOL_TIMEOUT)
+# instead of opening one each and exhausting max_connections. The web
+# server's config sizes DB_POOL_MAX_SIZE to its threads; DB_POOL_MAX_SIZE=0
+# turns pooling off (then DB_CONN_MAX_AGE applies, one connection a thread).
+DB_POOL_MIN_SIZE = _read("DB_POOL_MIN_SIZE", int, 1)
+DB_POOL_MAX_SIZE = _read("DB_POOL_MAX_SIZE", int, 4)
+DB_POOL_TIMEOUT = _read("DB_POOL_TIMEOUT", float, 10.0)
+
+
+def _pool_options(min_size: int, max_size: int, timeout: float) -> dict[str, Any]:
+    """psycopg's pool options for Django, refusing sizes that cannot work."""
+    if min_size < 0 or max_size < max(1, min_size):
+        raise ImproperlyConfigured(
+            f"DB_POOL_MIN_SIZE={min_size} and DB_POOL_MAX_SIZE={max_size} are "
+            "malformed: expected 0 <= DB_POOL_MIN_SIZE <= DB_POOL_MAX_SIZE, "
+            "DB_POOL_MAX_SIZE >= 1 (or 0 to turn pooling off)"
+        )
+    if timeout <= 0:
+        raise ImproperlyConfigured(f"DB_POOL_TIMEOUT={timeout} must be above 0")
+    return {"min_size": min_size, "max_size": max_size, "timeout": timeout}
+
+
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL_MAX_SIZE:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool_options(
+        DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE, DB_POOL_TIMEOUT
+    )
+    # A pooled connection goes back to the pool after each request or job.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# ---------------------------------------------------------------- serving
+# Static files first (they need no session), then the security headers,
+# then compression of what the views render.
+MIDDLEWARE[1:1] = [
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "artfactory.middleware.ContentSecurityPolicyMiddleware",
+    "artfactory.middleware.TextGZipMiddleware",
+]
+
 # ---------------------------------------------------------------- auth
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -185,7 +226,7 @@ USE_TZ = True
 
 # ---------------------------------------------------------------- files
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
@@ -216,6 +257,22 @@ if AWS_STORAGE_BUCKET_NAME:
 MEDIA_URL_WINDOW_SECONDS = _read("MEDIA_URL_WINDOW_SECONDS", int, 6 * 3600)
 SERVE_MEDIA = _strict_bool("SERVE_MEDIA", default=not AWS_STORAGE_BUCKET_NAME)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
+
+# ---------------------------------------------------------------- static serving
+# WhiteNoise serves static files from the web process itself. The web server
+# (artfactory/gunicorn.conf.py) turns STATIC_MANIFEST on: `collectstatic`
+# has stored hashed, compressed copies, served with far-future cache headers.
+# Off (tests, `make dev`): files come from the apps' folders, unhashed.
+STATIC_MANIFEST = _strict_bool("STATIC_MANIFEST", default=False)
+if STATIC_MANIFEST:
+    STORAGES["staticfiles"] = {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    }
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+WHITENOISE_AUTOREFRESH = DEBUG
+if not STATIC_MANIFEST:
+    # Files come from the apps: an empty or missing STATIC_ROOT is expected.
+    warnings.filterwarnings("ignore", message="No directory at: ")
 
 # ---------------------------------------------------------------- redis / rq
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -295,6 +352,55 @@ def _amount(raw: str) -> Decimal:
 # Placing from the order form asks once more above this estimated cost.
 ORDER_CONFIRM_ABOVE = _read("ORDER_CONFIRM_ABOVE", _amount, Decimal("1.00"))
 
+# ---------------------------------------------------------------- deployment
+# HTTPS=1 says the site is reached over HTTPS only: Django then redirects
+# plain HTTP, marks its cookies secure and sends HSTS. Each setting can still
+# be set on its own. Behind a proxy that terminates TLS, also set
+# SECURE_PROXY_SSL_HEADER=1 so Django trusts the proxy's X-Forwarded-Proto
+# (only when the proxy always sets it: a client could send it otherwise).
+HTTPS = _strict_bool("HTTPS", default=False)
+if _strict_bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", default=HTTPS)
+SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", default=HTTPS)
+SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", int, 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _strict_bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS
+)
+SECURE_HSTS_PRELOAD = _strict_bool("SECURE_HSTS_PRELOAD", default=HTTPS)
+
+# ---------------------------------------------------------------- content security policy
+# Sent on every response by artfactory.middleware. What the admin needs:
+# - script-src 'unsafe-eval': unfold ships Alpine.js's standard build, which
+#   compiles every x-data/x-on expression in its templates with Function();
+#   Alpine's CSP build cannot run those expressions. No inline scripts.
+# - style-src 'unsafe-inline': unfold's theme colours (<style>), style=""
+#   attributes in unfold's and our templates, htmx's indicator styles.
+# - django-rq's pages (superusers only) carry inline scripts and onclick
+#   handlers, so CSP_INLINE_SCRIPT_PATHS also allow 'unsafe-inline' scripts.
+# Media kept in S3 comes from the bucket's origin: CSP_MEDIA_ORIGINS.
+CSP_MEDIA_ORIGINS = env.list(
+    "CSP_MEDIA_ORIGINS", default=["https:"] if AWS_STORAGE_BUCKET_NAME else []
+)
+CSP_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'", "'unsafe-eval'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:", *CSP_MEDIA_ORIGINS],
+    "media-src": ["'self'", "blob:", *CSP_MEDIA_ORIGINS],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "frame-src": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
+CSP_INLINE_SCRIPT_PATHS = ["/admin/queues/"]
+# Report violations in the browser's console without blocking anything.
+CSP_REPORT_ONLY = _strict_bool("CSP_REPORT_ONLY", default=False)
+
 # ---------------------------------------------------------------- inventory
 # Most products one zip download may hold.
 ZIP_MAX_PRODUCTS = _read("ZIP_MAX_PRODUCTS", int, 1000)
@@ -310,7 +416,8 @@ IMPORT_EXPORT_USE_TRANSACTIONS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"masked": {"()": "artfactory.secrets.MaskingFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "masked"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 

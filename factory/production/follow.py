@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 from redis import RedisError
@@ -60,6 +61,16 @@ def _status(backend: ProviderBackend, item: OrderItem) -> Outcome:
         return TransientError(f"status call failed: {type(exc).__name__}: {exc}")
 
 
+def _status_in_thread(backend: ProviderBackend, item: OrderItem) -> Outcome:
+    """``_status`` in a poll thread. Should anything in it query the database,
+    the thread's connection is closed: on PostgreSQL it goes back to the
+    process's pool, which a thread ending with it open would drain for good."""
+    try:
+        return _status(backend, item)
+    finally:
+        connection.close()
+
+
 def poll_statuses(items: Sequence[OrderItem], threads: int = 8) -> list[Outcome]:
     """Ask each item's provider for its status; HTTP only, no database."""
     backends = {
@@ -67,7 +78,8 @@ def poll_statuses(items: Sequence[OrderItem], threads: int = 8) -> list[Outcome]
     }
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(items)))) as pool:
         return list(pool.map(
-            lambda item: _status(backends[item.machine.provider.slug], item), items
+            lambda item: _status_in_thread(backends[item.machine.provider.slug], item),
+            items,
         ))
 
 

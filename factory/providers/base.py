@@ -12,6 +12,8 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any, Protocol
 
+from artfactory.secrets import mask_secrets
+
 
 class MachineSpec(Protocol):
     """What an adapter reads of a factory machine."""
@@ -83,7 +85,14 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class ProviderError(Exception):
-    """Base of every adapter error; messages never contain secrets."""
+    """Base of every adapter error; messages never contain secrets.
+
+    A provider that echoes the caller's key in its error body would put it
+    into last_error, logs and pages: every configured secret is masked here.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(mask_secrets(str(message)), *args)
 
 
 class TransientError(ProviderError):

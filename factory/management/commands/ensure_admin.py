@@ -81,12 +81,14 @@ def ensure_admin(username: str) -> str:
     return password
 
 
+def admin_url(port: int) -> str:
+    """Where a local run serves the admin."""
+    return f"http://127.0.0.1:{port}/admin/"
+
+
 def login_line(username: str, password: str, port: int) -> str:
     """What to type into the admin login page."""
-    return (
-        f"Admin: http://127.0.0.1:{port}/admin/  "
-        f"user: {username}  password: {password}"
-    )
+    return f"Admin: {admin_url(port)}  user: {username}  password: {password}"
 
 
 class Command(BaseCommand):
