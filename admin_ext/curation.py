@@ -47,7 +47,8 @@ def remember_view(request: HttpRequest) -> str:
         request.GET = request.GET.copy()
         del request.GET["view"]
     if chosen in VIEWS:
-        request.session[VIEW_SESSION_KEY] = chosen
+        if request.session.get(VIEW_SESSION_KEY) != chosen:  # no write when unchanged
+            request.session[VIEW_SESSION_KEY] = chosen
         return chosen
     return request.session.get(VIEW_SESSION_KEY, VIEWS[0])
 
