@@ -74,6 +74,8 @@ def resolve_item(
     *, strict: bool, required: set[str], tokens: Mapping[str, Any], index: int,
 ) -> ResolvedItem:
     """Defaults and safety, then translated user values, prompt and seed."""
+    if "seed" in user:  # before translation, which may drop what it cannot take
+        _checked_seed(user["seed"], index)
     try:
         translation = translate(rules.inputs, user, strict=strict, required=required)
     except ParameterError as exc:

@@ -17,7 +17,10 @@ choose-N ``{2$$a|b|c}``, ``{1-2$$ and $$a|b}``, wildcards ``__name__``,
 - Combinatorial mode yields one prompt per choice path, so counts are plain
   arithmetic and ``{a|a}`` gives two prompts. Choose-N yields combinations:
   ``{2$$a|b|c}`` gives ``a,b``, ``a,c``, ``b,c``, never the library's
-  ordered ``b,a``. Weights only steer random mode.
+  ordered ``b,a``. Weights only steer random mode. Asking for more picks
+  than there are options (``{3$$a|b}``), for none, or writing two empty
+  options (``{|}``) is refused, where the library would quietly clamp or
+  repeat.
 - Wildcard values are templates too, tokens included; a value written
   ``2::red`` weighs 2, and a weight of 0 is never drawn in random mode.
   Random choose-N keeps the written order of its picks, as above.

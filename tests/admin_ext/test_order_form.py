@@ -191,7 +191,7 @@ BAD_INPUT = [
     ("negative seed", {"seed": "-1", "seed_strategy": "fixed"}, "greater than or equal to 0"),
     ("huge seed", {"seed": str(2**64)}, "less than or equal to 4294967295"),
     ("seed text", {"seed": "abc"}, "Enter a whole number"),
-    ("zero runs", {"runs": "0"}, "runs: must be at least 1"),
+    ("zero runs", {"runs": "0"}, "runs: must be a whole number from 1"),
     ("prompt in parameters", {"base_parameters": '{"prompt": "sneaky"}'},
      "has a field of its own"),
     ("no prompt", {"prompt": ""}, "needs a prompt"),
