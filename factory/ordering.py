@@ -110,7 +110,8 @@ class _Context:
             for slug, machine in self.machines.items()
         }
         texts = [order.prompt, *self._swept_prompts()]
-        self.wildcards = _wildcards() if any("__" in t for t in texts) else {}
+        self.wildcards = (_wildcards() if any(isinstance(t, str) and "__" in t
+                                              for t in texts) else {})
         self.sweeps = self._expanded_prompt_sweep()
 
     def _swept_prompts(self) -> list[Any]:

@@ -28,6 +28,12 @@ class MachineRules:
         self.is_valid = fast_check(self.schema)
 
     @property
+    def switches(self) -> set[str]:
+        """Base keys the schema does not list: a workflow-level switch (such
+        as Civitai's NSFW flag) that the adapter sends beside the input."""
+        return set(self.base) - set(self.properties)
+
+    @property
     def inputs(self) -> MachineInputs:
         return MachineInputs(self.slug, self.schema, self.aliases)
 
@@ -90,8 +96,10 @@ def resolve_item(
     else:
         seed = None
     _interpolate_strings(params, {**tokens, **params})
-    if not rules.is_valid(params):
-        problems = schema_errors(rules.schema, params)
+    switches = rules.switches
+    inputs = {k: v for k, v in params.items() if k not in switches}
+    if not rules.is_valid(inputs):
+        problems = schema_errors(rules.schema, inputs)
         raise ParameterError(f"item {index} on {rules.slug}: " + "; ".join(problems))
     cost = estimate_cost(rules.price_amount, rules.price_unit, params)
     return ResolvedItem(params, seed, cost, translation.warnings)
