@@ -102,10 +102,9 @@ BYTES = [
     case(KIND, "JPEG header alone", JPEG[:20], "image"),
     case(KIND, "GIF cut short", picture("GIF")[:20], "image"),
     case(KIND, "WebP cut short", picture("WEBP")[:30], "image"),
-    case(KIND, "HTML named as PNG by a data URL", None, "not a decodable"),
+    case(KIND, "HTML in a data: URL typed image/png", data_url("image/png", HTML),
+         "not a decodable image/video/audio file"),
 ]
-BYTES[-1] = case(KIND, "HTML in a data: URL typed image/png", data_url("image/png", HTML),
-                 "not a decodable image/video/audio file")
 
 URLS = [
     case(URL_KIND, "credentials", "https://user:secret@cdn.example.com/a.png",
