@@ -11,7 +11,8 @@ choose-N ``{2$$a|b|c}``, ``{1-2$$ and $$a|b}``, wildcards ``__name__``,
 - ``$$`` writes a literal ``$`` and a lone ``$`` is literal, so ``{$5|$10}``
   parses; only the ``$$`` of a choose-N bound (``{2$$``, ``{2$$ and $$``)
   keeps the library's meaning. ``#`` and ``%`` are literal, not comments.
-- ``\\{``, ``\\}`` and ``\\|`` write literal braces and bars. Braces around a
+- ``\\{``, ``\\}`` and ``\\|`` write literal braces and bars, ``\\_`` a
+  literal underscore (``\\_\\_name\\_\\_`` is text, not a wildcard). Braces around a
   single plain option, like ``{curly}``, are refused, since the library
   would silently drop them; so is a ``}`` without its ``{``.
 - Combinatorial mode yields one prompt per choice path, so counts are plain
