@@ -267,6 +267,23 @@ def _check_ceiling(order: Order, count: int) -> None:
         )
 
 
+def _largest(model: type, name: str) -> Decimal:
+    """The largest amount a decimal column holds (12 digits, 4 after the point)."""
+    column = model._meta.get_field(name)
+    return Decimal(10) ** (column.max_digits - column.decimal_places) - (
+        Decimal(10) ** -column.decimal_places)
+
+
+def _check_cost(cost: Decimal, items: list[PlannedItem]) -> None:
+    """Refuse a cost the order's or an item's column could not record."""
+    largest = _largest(Order, "estimated_cost")
+    dearest = max((item.cost for item in items), default=Decimal(0))
+    if cost > largest or dearest > _largest(OrderItem, "cost"):
+        raise ParameterError(
+            f"estimated cost {cost:,} is over the {largest:,} an order can "
+            "record; split the order or check the machine's price")
+
+
 def _check_budget(order: Order, cost: Decimal) -> None:
     project = order.project
     if project is None or project.budget is None:
@@ -297,6 +314,7 @@ def plan_order(order: Order) -> OrderPlan:
         items.append(item)
         warnings.update(dict.fromkeys(item_warnings))
     total = sum((item.cost for item in items), Decimal(0))
+    _check_cost(total, items)
     _check_budget(order, total)
     return OrderPlan(count, items, total, list(warnings)[:MAX_WARNINGS])
 

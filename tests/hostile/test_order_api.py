@@ -1,5 +1,7 @@
 """Hostile orders through the Python API: plan_order and place_order refuse
 them with a message naming what is wrong, and write and queue nothing."""
+from decimal import Decimal
+
 import pytest
 
 from factory.models import FactoryMachine, Order
@@ -259,3 +261,13 @@ def test_a_saved_draft_is_refused_on_placing_and_stays_a_draft(untouched):
             place_order(order)
     order.refresh_from_db()
     assert (order.status, order.items.count()) == ("draft", 0)
+
+
+def test_a_cost_no_column_can_record_is_refused(untouched):
+    FactoryMachine.objects.filter(slug="demo-image").update(
+        price_amount=Decimal("999999.999999"), price_unit="output")
+    order = _order("demo-image", {"runs": 200, "base_parameters": {"num_images": 4}})
+    with untouched():
+        with pytest.raises(ParameterError, match=r"estimated cost 800,000,000.0000 is over "
+                                                 r"the 99,999,999.9999 an order can record"):
+            place_order(order)
