@@ -15,13 +15,15 @@ from factory.models import (
 )
 from factory.models.orders import SEED_LIMIT
 from factory.parameters.items import SENTINEL, MachineRules, resolve_item
-from factory.parameters.prompts import count_prompts, expand_prompts, interpolate
+from factory.parameters.prompts import count_prompts, expand_prompts
 from factory.parameters.schema import ParameterError, check_plain_json, check_text
 from factory.parameters.sweeps import check_sweeps, count_items, expand
 
 MACHINE_FIELD = "machine"
 PROMPT_FIELD = "prompt"
 MAX_WARNINGS = 20
+# The largest count PostgreSQL's integer columns hold: runs, samples, ceilings.
+MAX_COUNT = 2**31 - 1
 
 
 @dataclass
@@ -46,13 +48,57 @@ class OrderPlan:
     warnings: list[str] = field(default_factory=list)
 
 
+def _whole(value: Any, name: str, low: int, high: int) -> None:
+    """Refuse a count or seed that is not a whole number in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            low <= value <= high):
+        raise ParameterError(
+            f"{name}: must be a whole number from {low:,} to {high:,}, "
+            f"got {value!r}")
+
+
+def check_order_fields(order: Order) -> None:
+    """Refuse an order's own fields of the wrong type or out of range.
+
+    The admin's form fields check these too, but orders also come from
+    code (recipes, "order again", scripts): this is the one check they all
+    pass through before anything is expanded.
+    """
+    if not isinstance(order.prompt, str):
+        raise ParameterError(f"prompt: must be text, got {order.prompt!r}")
+    check_text(order.prompt, "prompt")
+    for name, kind in (("base_parameters", dict), ("tokens", dict),
+                       ("sweeps", list), ("required_parameters", list)):
+        value = getattr(order, name)
+        if not isinstance(value, kind):
+            shape = "an object {…}" if kind is dict else "a list […]"
+            raise ParameterError(f"{name}: must be {shape}, got {value!r}")
+        check_plain_json(value, name)
+    if PROMPT_FIELD in order.base_parameters:
+        raise ParameterError(
+            "base_parameters: 'prompt' has a field of its own on the order; "
+            "write it there, where templates and wildcards are read")
+    if order.prompt_mode not in PromptMode.values:
+        raise ParameterError(f"prompt_mode: unknown mode {order.prompt_mode!r}; "
+                             f"use {' or '.join(PromptMode.values)}")
+    _whole(order.runs, "runs", 1, MAX_COUNT)
+    _whole(order.prompt_samples, "prompt_samples", 1, MAX_COUNT)
+    if order.item_ceiling is not None:
+        _whole(order.item_ceiling, "item_ceiling", 1, MAX_COUNT)
+    if order.seed is not None:
+        _whole(order.seed, "seed", 0, SEED_LIMIT - 1)
+    _whole(order.seed_base, "seed_base", 0, SEED_LIMIT - 1)
+    if order.seed_strategy not in SeedStrategy.values:
+        raise ParameterError(
+            f"seed_strategy: unknown strategy {order.seed_strategy!r}; use "
+            f"{', '.join(SeedStrategy.values)}")
+
+
 class _Context:
     """What every item of one order shares, computed once."""
 
     def __init__(self, order: Order) -> None:
-        for name in ("base_parameters", "sweeps", "tokens", "required_parameters"):
-            check_plain_json(getattr(order, name), name)
-        check_text(order.prompt, "prompt")
+        check_order_fields(order)
         self.order = order
         self.sweeps = check_sweeps(order.sweeps)
         self.swept = {e["field"] for group in self.sweeps for e in group}
@@ -63,7 +109,45 @@ class _Context:
             slug: _rules(machine, order.safety_checker)
             for slug, machine in self.machines.items()
         }
-        self.wildcards = _wildcards() if "__" in order.prompt else {}
+        texts = [order.prompt, *self._swept_prompts()]
+        self.wildcards = (_wildcards() if any(isinstance(t, str) and "__" in t
+                                              for t in texts) else {})
+        self.sweeps = self._expanded_prompt_sweep()
+
+    def _swept_prompts(self) -> list[Any]:
+        return [v for group in self.sweeps for e in group
+                if e["field"] == PROMPT_FIELD for v in e["values"]]
+
+    def _expanded_prompt_sweep(self) -> list:
+        """Sweeps with each swept prompt read as a template, like the
+        order's own prompt: the same syntax, wildcards, tokens and length
+        cap. Each must make one prompt; variants belong in the prompt."""
+        if PROMPT_FIELD not in self.swept:
+            return self.sweeps
+        tokens = self.prompt_tokens()
+        expanded = []
+        for group in self.sweeps:
+            entries = []
+            for entry in group:
+                if entry["field"] == PROMPT_FIELD:
+                    entry = {**entry, "values": [
+                        self._one_prompt(value, number, tokens)
+                        for number, value in enumerate(entry["values"], 1)]}
+                entries.append(entry)
+            expanded.append(entries)
+        return expanded
+
+    def _one_prompt(self, value: Any, number: int, tokens: dict[str, Any]) -> str:
+        where = f"sweeps (prompt {number})"
+        if not isinstance(value, str):
+            raise ParameterError(f"{where}: a prompt is text, got {value!r}")
+        count = count_prompts(value, self.wildcards, tokens=tokens, field=where)
+        if count != 1:
+            raise ParameterError(
+                f"{where}: makes {count:,} prompts; a swept prompt must make "
+                "one, so put variants in the order's prompt instead")
+        return expand_prompts(value, self.wildcards, limit=1, tokens=tokens,
+                              field=where)[0]
 
     def prompt_tokens(self) -> dict[str, Any]:
         """Tokens known before items exist; later values stay as sentinels."""
@@ -163,8 +247,6 @@ def _planned_items(
         user = {**order.base_parameters, **values}
         slug = str(user.pop(MACHINE_FIELD, default_slug))
         prompt = user.pop(PROMPT_FIELD, fixed_prompt)
-        if prompts is None and prompt is not None and "$" in prompt:
-            prompt = interpolate(prompt, {**order.tokens, **user}, field=PROMPT_FIELD)
         resolved = resolve_item(
             ctx.rules[slug], user, prompt, _seed_for(order, index),
             strict=not ctx.cross_machine, required=ctx.required,
@@ -183,6 +265,23 @@ def _check_ceiling(order: Order, count: int) -> None:
             f"this order expands to {count:,} items, over the ceiling of "
             f"{ceiling:,}; an operator with permission can raise it for this order"
         )
+
+
+def _largest(model: type, name: str) -> Decimal:
+    """The largest amount a decimal column holds (12 digits, 4 after the point)."""
+    column = model._meta.get_field(name)
+    return Decimal(10) ** (column.max_digits - column.decimal_places) - (
+        Decimal(10) ** -column.decimal_places)
+
+
+def _check_cost(cost: Decimal, items: list[PlannedItem]) -> None:
+    """Refuse a cost the order's or an item's column could not record."""
+    largest = _largest(Order, "estimated_cost")
+    dearest = max((item.cost for item in items), default=Decimal(0))
+    if cost > largest or dearest > _largest(OrderItem, "cost"):
+        raise ParameterError(
+            f"estimated cost {cost:,} is over the {largest:,} an order can "
+            "record; split the order or check the machine's price")
 
 
 def _check_budget(order: Order, cost: Decimal) -> None:
@@ -215,6 +314,7 @@ def plan_order(order: Order) -> OrderPlan:
         items.append(item)
         warnings.update(dict.fromkeys(item_warnings))
     total = sum((item.cost for item in items), Decimal(0))
+    _check_cost(total, items)
     _check_budget(order, total)
     return OrderPlan(count, items, total, list(warnings)[:MAX_WARNINGS])
 

@@ -117,8 +117,10 @@ def order_again(order: Order, user: AbstractBaseUser | None = None) -> Order:
 
 def _verbatim(prompt: str) -> str:
     """A resolved prompt written so the template syntax leaves it as is."""
-    # Backslash escapes braces and bars, $$ writes $; see parameters.prompts.
-    return re.sub(r"[{}|]", r"\\\g<0>", prompt).replace("$", "$$")
+    # Backslash escapes braces, bars and the underscores of a would-be
+    # wildcard, $$ writes $; see parameters.prompts.
+    escaped = re.sub(r"[{}|]", r"\\\g<0>", prompt).replace("$", "$$")
+    return re.sub(r"_{2,}", lambda run: "\\_" * len(run.group()), escaped)
 
 
 def order_again_from_product(

@@ -233,10 +233,22 @@ def _safety_problems(
 ) -> list[str]:
     if safety == {}:
         return []
-    if not isinstance(safety, dict) or set(safety) != {"key", "off", "on"}:
-        return ['safety must be {} or {"key": ..., "off": ..., "on": ...}']
+    if not isinstance(safety, dict) or set(safety) - {"workflow"} != {"key", "off", "on"}:
+        return ['safety must be {} or {"key": ..., "off": ..., "on": ...}, '
+                'with "workflow": true for a switch sent beside the input']
     key = safety["key"]
-    if not isinstance(key, str) or key not in accepted:
+    if not isinstance(key, str):
+        return [f"safety key {key!r} must be a string"]
+    if safety.get("workflow", False) is not False:
+        # Sent beside the model's input (Civitai's workflow flag), so it is
+        # no input: listing it would let a schema promise what is not sent.
+        if safety["workflow"] is not True:
+            return ['safety "workflow" must be true or absent']
+        if key in accepted or key in defaults:
+            return [f"workflow switch {key!r} is not a model input: leave it "
+                    "out of the schema and the defaults"]
+        return []
+    if key not in accepted:
         return [f"safety key {key!r} is not in the schema"]
     if defaults.get(key) != safety["off"]:
         # Product rule: NSFW checkers start off and an order turns them on.

@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db.models import Q
 from django.forms.fields import InvalidJSONInput, JSONString
 from django.urls import reverse
@@ -20,7 +21,7 @@ from admin_ext.orders import parameters
 from admin_ext.orders.editors import EDITED_FIELDS, editor_widgets
 from factory.models import FactoryMachine, Order
 from factory.models.orders import SEED_LIMIT
-from factory.ordering import OrderPlan, plan_order
+from factory.ordering import MAX_COUNT, OrderPlan, plan_order
 from factory.parameters.prompts import MAX_PROMPT_CHARS
 from factory.parameters.schema import (
     MAX_JSON_DEPTH, ParameterError, check_plain_json, check_text,
@@ -30,6 +31,7 @@ MAX_JSON_CHARS = 200_000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 JSON_FIELDS = ("base_parameters", "sweeps", "tokens", "required_parameters")
 TEXT_FIELDS = ("title", "prompt")
+COUNT_FIELDS = ("runs", "prompt_samples", "item_ceiling")
 # Where an engine message belongs, by how it starts.
 _PREFIXES = (
     ("sweeps", "sweeps"), ("tokens", "tokens"), ("required_parameters",
@@ -209,6 +211,11 @@ class OrderForm(forms.ModelForm):
                     self.fields[name].widget = widget
         if "seed_base" in self.fields:
             self.fields["seed_base"].initial = self.instance.seed_base
+        for name in COUNT_FIELDS:
+            if name in self.fields:  # the same bound on SQLite as on PostgreSQL
+                self.fields[name].max_value = MAX_COUNT
+                self.fields[name].validators.append(MaxValueValidator(MAX_COUNT))
+                self.fields[name].widget.attrs["max"] = MAX_COUNT
         for name in TEXT_FIELDS:
             if not self.is_bound and isinstance(self.initial.get(name), str):
                 self.initial[name] = _SURROGATE.sub("\ufffd", self.initial[name])
@@ -253,6 +260,10 @@ class OrderForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        for name, field in self.fields.items():
+            if field.widget.is_hidden and name in self.errors:
+                # The page shows no hidden field's own errors: say it here.
+                self.add_error(None, f"{name}: {' '.join(self.errors[name])}")
         for name, empty in (("base_parameters", dict), ("sweeps", list),
                             ("tokens", dict), ("required_parameters", list)):
             if name in self.fields and cleaned.get(name) is None and name not in self.errors:

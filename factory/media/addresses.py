@@ -5,7 +5,8 @@ it, may point at this machine, the local network or a cloud metadata
 service. ``vet`` checks one hop before a connection opens:
 
 - the scheme is https (http only where allowed: tests and local fakes);
-  file:, ftp:, data: and the rest are refused;
+  file:, ftp:, data: and the rest are refused, and so is a URL carrying
+  credentials (``user:pass@``), which are not repeated in the message;
 - the host is resolved once and refused if any of its addresses is not
   public (private, loopback, link-local, multicast, reserved, unspecified,
   also when wrapped in IPv6 as IPv4-mapped, 6to4, Teredo or NAT64), unless
@@ -57,6 +58,10 @@ def vet(
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise RefusedURLError(f"refused {action} {_short(url)}: {exc}") from None
+    if parsed.userinfo:  # never repeated in the message: it is a secret
+        raise RefusedURLError(
+            f"refused {action} {parsed.host or 'a URL'}: URLs carrying a user "
+            "name or password (user:pass@) are never fetched")
     schemes = ("https", "http") if allow_http else ("https",)
     if parsed.scheme not in schemes:
         raise RefusedURLError(

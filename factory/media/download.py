@@ -30,6 +30,7 @@ import httpx
 from django.conf import settings
 
 from factory.media.addresses import DownloadError, RefusedURLError, Target, vet
+from factory.media.inspect import STORED_TYPES
 
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -77,7 +78,8 @@ def download(
 
     ``allowed_private`` lists ``address:port`` pairs (``127.0.0.1:8080``,
     ``[::1]:8080``) exempt from the address check. A base64 ``data:`` URI
-    is decoded, within ``max_bytes``, when it is the URL itself.
+    of a media type stored here is decoded, within ``max_bytes``, when it
+    is the URL itself.
     """
     if url[:5].lower() == "data:":
         return _decode_data_uri(url, max_bytes)
@@ -152,6 +154,11 @@ def _decode_data_uri(url: str, max_bytes: int) -> bytes:
     header, comma, payload = url.partition(",")
     if not comma or not header.lower().endswith(";base64"):
         raise RefusedURLError("refused a data: URI that is not base64")
+    media_type = header[5:].split(";", 1)[0].strip().lower()
+    if media_type not in STORED_TYPES:
+        raise RefusedURLError(
+            f"refused a data: URI of type {media_type[:60] or 'text/plain'!r}: "
+            "only the image, video and audio types stored here are decoded")
     if len(payload) * 3 // 4 > max_bytes + 2:
         raise TooLargeError(f"output larger than {_size(max_bytes)}")
     try:

@@ -2,7 +2,9 @@
 
 import io
 import re
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import av
@@ -34,6 +36,10 @@ AV_TYPES = {
     ("audio", "aac"): ("audio/aac", "aac"),
 }
 NOT_MEDIA = "not a decodable image/video/audio file"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Every content type a stored file can have, as decoding names them.
+STORED_TYPES = frozenset(
+    content_type for content_type, _ in (*IMAGE_TYPES.values(), *AV_TYPES.values()))
 
 
 class MediaError(ValueError):
@@ -88,8 +94,39 @@ def _bomb_error(exc: Exception) -> MediaError:
     )
 
 
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Each PNG chunk's type and raw bytes, up to IEND, CRCs checked.
+
+    Bytes after IEND are not part of the picture and are not returned; a
+    chunk that runs past the end or fails its CRC is named precisely.
+    """
+    if not data.startswith(PNG_SIGNATURE):
+        raise MediaError("corrupt PNG: missing PNG signature")
+    chunks, offset = [], len(PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        end = offset + 12 + length
+        name = kind.decode("latin-1")
+        if end > len(data):
+            raise MediaError(f"truncated image: PNG chunk {name!r} at byte "
+                             f"{offset} runs past the end of the file")
+        (stored,) = struct.unpack(">I", data[end - 4:end])
+        computed = zlib.crc32(data[offset + 4:end - 4])
+        if stored != computed:
+            raise MediaError(
+                f"corrupt PNG: chunk {name!r} at byte {offset} has a bad CRC "
+                f"(stored {stored:08x}, computed {computed:08x})")
+        chunks.append((kind, data[offset:end]))
+        offset = end
+        if kind == b"IEND":
+            return chunks
+    raise MediaError("truncated image: the PNG has no IEND chunk")
+
+
 def _probe_image(data: bytes) -> MediaInfo | None:
     """Image facts after verifying and fully decoding; None if not an image."""
+    if data.startswith(PNG_SIGNATURE):
+        png_chunks(data)  # Pillow's own messages do not say which chunk
     try:
         open_image(data).verify()  # chunk structure and checksums
         image = open_image(data)

@@ -4,7 +4,16 @@ Chunks and segments are spliced into the original bytes, so pixels are never
 re-encoded. PNG gets a ``parameters`` text chunk (A1111) and an
 ``artfactory`` iTXt chunk with the full JSON; JPEG and WebP get the text in
 EXIF UserComment (A1111) and the JSON in XMP; in JPEG either is left out
-if it exceeds one 64 KB segment. Other files pass unchanged.
+if it exceeds one 64 KB segment.
+
+A provider's file is untrusted: a picture can carry HTML in a text chunk,
+or a ZIP after its end, and be served as both. So only the picture and the
+project's own metadata are kept: PNG keeps the chunks that draw it (up to
+IEND), JPEG the segments that decode it (up to EOI) and its orientation,
+WebP the chunks its RIFF header counts; other text, EXIF, XMP, comments and
+trailing bytes are dropped. Other image formats are re-encoded in their own
+format by Pillow, which writes the picture alone. Audio and video pass
+unchanged.
 """
 
 import io
@@ -17,19 +26,13 @@ from xml.etree import ElementTree
 
 from PIL import Image, UnidentifiedImageError
 
-from factory.media.inspect import MediaError, MediaInfo
+from factory.media.inspect import PNG_SIGNATURE, MediaError, MediaInfo, png_chunks
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-OWN_PNG_KEYS = (b"parameters", b"artfactory")
 EXIF_IFD, USER_COMMENT = 0x8769, 0x9286
 UNICODE_PREFIX = b"UNICODE\x00"  # EXIF 8-byte character code, as piexif writes
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_NS = "https://artfactory.invalid/ns/1.0/"
-OWN_XMP = re.compile(
-    r'<rdf:Description rdf:about="" xmlns:artfactory="[^"]*">.*?</rdf:Description>',
-    re.S,
-)
 XMP_PACKET = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
     '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
@@ -38,6 +41,19 @@ XMP_PACKET = (
 )
 MAX_SEGMENT = 65533  # a JPEG segment's payload limit
 VP8X_FLAGS = {b"EXIF": 0x08, b"XMP ": 0x04}
+# PNG chunks that draw the picture (APNG's included); the rest is dropped.
+PNG_PICTURE_CHUNKS = frozenset({
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP",
+    b"sBIT", b"sRGB", b"cICP", b"mDCV", b"cLLI", b"bKGD", b"pHYs", b"acTL",
+    b"fcTL", b"fdAT",
+})
+# JPEG segments before the first scan that decoding needs: JFIF (APP0),
+# the ICC profile (APP2), Adobe's colour transform (APP14), tables, frames.
+JPEG_KEPT_APPS = (0xE0, 0xE2, 0xEE)
+WEBP_PICTURE_CHUNKS = frozenset({b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ANIM",
+                                 b"ANMF", b"ICCP"})
+ORIENTATION = 0x0112
+RE_ENCODED = {"gif": "GIF", "bmp": "BMP", "tiff": "TIFF", "avif": "AVIF"}
 
 
 def a1111_text(
@@ -92,13 +108,22 @@ def embed_parameters(
     """Return ``data`` with both forms of the parameters embedded."""
     json_text = json.dumps(parameters_json, ensure_ascii=False, sort_keys=True)
     writers = {"png": _embed_png, "jpg": _embed_jpeg, "webp": _embed_webp}
-    writer = writers.get(info.extension) if info.media_type == "image" else None
-    if writer is None:
+    if info.media_type != "image":
         return data
+    writer = writers.get(info.extension, _re_encode)
     try:
         return writer(data, info, parameters_text, json_text)
-    except (struct.error, IndexError, ValueError) as exc:
+    except (struct.error, IndexError, ValueError, OSError) as exc:
         raise MediaError(f"cannot embed parameters in {info.extension}: {exc}") from exc
+
+
+def _re_encode(data: bytes, info: MediaInfo, text: str, json_text: str) -> bytes:
+    """The picture alone, written again by Pillow in its own format."""
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(data)) as image:
+        frames = getattr(image, "n_frames", 1) > 1
+        image.save(out, RE_ENCODED[info.extension], save_all=frames)
+    return out.getvalue()
 
 
 def read_parameters(data: bytes) -> dict[str, Any]:
@@ -152,28 +177,26 @@ def _json_from_xmp(xmp: bytes | str | None) -> dict | None:
     return _json_or_none(node.text if node is not None else None)
 
 
-def _xmp_packet(existing: bytes | None, json_text: str) -> bytes:
-    """An XMP packet holding the JSON, keeping other descriptions in ``existing``."""
+def _xmp_packet(json_text: str) -> bytes:
+    """An XMP packet holding the JSON and nothing else."""
     escaped = json_text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     description = (
         f'<rdf:Description rdf:about="" xmlns:artfactory="{XMP_NS}">'
         f"<artfactory:json>{escaped}</artfactory:json></rdf:Description>"
     )
-    text = existing.decode("utf-8", errors="replace") if existing else ""
-    if "</rdf:RDF>" not in text:
-        text = XMP_PACKET
-    text = OWN_XMP.sub("", text)
-    return text.replace("</rdf:RDF>", description + "</rdf:RDF>", 1).encode("utf-8")
+    return XMP_PACKET.replace("</rdf:RDF>", description + "</rdf:RDF>", 1).encode("utf-8")
 
 
-def _exif_with_comment(data: bytes, text: str) -> tuple[bytes, bytes | None]:
-    """EXIF (after the Exif header) with the comment, and any existing XMP."""
+def _exif_with_comment(data: bytes, text: str) -> bytes:
+    """Fresh EXIF (after the Exif header): the comment and the picture's
+    orientation, which draws it upright; the provider's other tags go."""
     with Image.open(io.BytesIO(data)) as image:
-        exif = image.getexif()
-        xmp = image.info.get("xmp")
+        orientation = image.getexif().get(ORIENTATION)
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
     exif.get_ifd(EXIF_IFD)[USER_COMMENT] = _user_comment(text)
-    body = exif.tobytes()
-    return body.removeprefix(EXIF_HEADER), xmp
+    return exif.tobytes().removeprefix(EXIF_HEADER)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -182,27 +205,9 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
-def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """Each chunk's type and its raw bytes, in file order."""
-    if not data.startswith(PNG_SIGNATURE):
-        raise ValueError("missing PNG signature")
-    chunks, offset = [], len(PNG_SIGNATURE)
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset:offset + 4])
-        chunks.append((data[offset + 4:offset + 8], data[offset:offset + 12 + length]))
-        offset += 12 + length
-    return chunks
-
-
-def _is_own_text(kind: bytes, chunk: bytes) -> bool:
-    """True for a text chunk under one of the keywords this module writes."""
-    keyword = chunk[8:].split(b"\0", 1)[0]
-    return kind in (b"tEXt", b"iTXt", b"zTXt") and keyword in OWN_PNG_KEYS
-
-
 def _embed_png(data: bytes, info: MediaInfo, text: str, json_text: str) -> bytes:
-    """Put both chunks right after IHDR, replacing earlier copies."""
-    kept = [chunk for kind, chunk in _png_chunks(data) if not _is_own_text(kind, chunk)]
+    """The picture's chunks up to IEND, both of ours right after IHDR."""
+    kept = [chunk for kind, chunk in png_chunks(data) if kind in PNG_PICTURE_CHUNKS]
     if not kept or kept[0][4:8] != b"IHDR":
         raise ValueError("PNG does not start with IHDR")
     try:
@@ -217,8 +222,8 @@ def _embed_png(data: bytes, info: MediaInfo, text: str, json_text: str) -> bytes
 
 def _embed_jpeg(data: bytes, info: MediaInfo, text: str, json_text: str) -> bytes:
     """Replace the EXIF and XMP APP1 segments, keeping every other segment."""
-    exif, xmp = _exif_with_comment(data, text)
-    payloads = (EXIF_HEADER + exif, XMP_HEADER + _xmp_packet(xmp, json_text))
+    exif = _exif_with_comment(data, text)
+    payloads = (EXIF_HEADER + exif, XMP_HEADER + _xmp_packet(json_text))
     # A payload over one segment's limit is left out rather than failing the
     # file; the database keeps the full parameters either way.
     segments = [_jpeg_segment(p) for p in payloads if len(p) <= MAX_SEGMENT]
@@ -226,13 +231,40 @@ def _embed_jpeg(data: bytes, info: MediaInfo, text: str, json_text: str) -> byte
     while data[offset] == 0xFF and data[offset + 1] not in (0xDA, 0xD9):
         (length,) = struct.unpack(">H", data[offset + 2:offset + 4])
         segment = data[offset:offset + 2 + length]
-        replaced = segment[4:].startswith((EXIF_HEADER, XMP_HEADER))
-        if not (segment[1] == 0xE1 and replaced):
+        application = 0xE0 <= segment[1] <= 0xEF or segment[1] == 0xFE
+        if not application or segment[1] in JPEG_KEPT_APPS:
             kept.append(segment)
         offset += 2 + length
     app0 = [s for s in kept if s[1] == 0xE0]  # JFIF must stay first
     rest = [s for s in kept if s[1] != 0xE0]
-    return data[:2] + b"".join(app0 + segments + rest) + data[offset:]
+    scans = data[offset:_jpeg_end(data, offset)]
+    return data[:2] + b"".join(app0 + segments + rest) + scans
+
+
+def _jpeg_end(data: bytes, offset: int) -> int:
+    """Where the image ends: just after its EOI marker, found by walking the
+    segments and the entropy-coded scans from the first scan at ``offset``."""
+    while offset + 1 < len(data):
+        marker = data[offset + 1]
+        if marker == 0xD9:
+            return offset + 2
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            offset += 2
+            continue
+        (length,) = struct.unpack(">H", data[offset + 2:offset + 4])
+        offset += 2 + length
+        if marker == 0xDA:  # the scan's data runs to the next real marker
+            while offset + 1 < len(data) and not (
+                    data[offset] == 0xFF and data[offset + 1] not in _IN_SCAN):
+                offset += 1
+    return len(data)
+
+
+# After 0xFF inside scan data: a stuffed zero or a restart marker.
+_IN_SCAN = frozenset({0x00, *range(0xD0, 0xD8)})
 
 
 def _jpeg_segment(payload: bytes) -> bytes:
@@ -244,14 +276,15 @@ def _embed_webp(data: bytes, info: MediaInfo, text: str, json_text: str) -> byte
     """Replace the EXIF and XMP chunks, upgrading a simple file to VP8X."""
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         raise ValueError("missing RIFF WEBP header")
-    exif, xmp = _exif_with_comment(data, text)
-    chunks = [chunk for chunk in _riff_chunks(data) if chunk[0] not in VP8X_FLAGS]
+    exif = _exif_with_comment(data, text)
+    chunks = [chunk for chunk in _riff_chunks(data)
+              if chunk[0] in WEBP_PICTURE_CHUNKS]
     if chunks[0][0] != b"VP8X":
         chunks.insert(0, (b"VP8X", _vp8x_body(chunks[0], info)))
     head = bytearray(chunks[0][1])
     head[0] |= VP8X_FLAGS[b"EXIF"] | VP8X_FLAGS[b"XMP "]
     chunks[0] = (b"VP8X", bytes(head))
-    chunks += [(b"EXIF", exif), (b"XMP ", _xmp_packet(xmp, json_text))]
+    chunks += [(b"EXIF", exif), (b"XMP ", _xmp_packet(json_text))]
     body = b"WEBP" + b"".join(
         kind + struct.pack("<I", len(part)) + part + b"\0" * (len(part) & 1)
         for kind, part in chunks
@@ -260,9 +293,12 @@ def _embed_webp(data: bytes, info: MediaInfo, text: str, json_text: str) -> byte
 
 
 def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """Each WebP chunk's FourCC and payload, in file order."""
+    """Each WebP chunk's FourCC and payload, in file order, within the
+    length the RIFF header gives (bytes after it are not the picture's)."""
+    (riff_size,) = struct.unpack("<I", data[4:8])
+    end = min(len(data), 8 + riff_size)
     chunks, offset = [], 12
-    while offset + 8 <= len(data):
+    while offset + 8 <= end:
         (length,) = struct.unpack("<I", data[offset + 4:offset + 8])
         chunks.append((data[offset:offset + 4], data[offset + 8:offset + 8 + length]))
         offset += 8 + length + (length & 1)  # payloads are padded to even

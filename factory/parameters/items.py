@@ -28,6 +28,12 @@ class MachineRules:
         self.is_valid = fast_check(self.schema)
 
     @property
+    def switches(self) -> set[str]:
+        """Base keys the schema does not list: a workflow-level switch (such
+        as Civitai's NSFW flag) that the adapter sends beside the input."""
+        return set(self.base) - set(self.properties)
+
+    @property
     def inputs(self) -> MachineInputs:
         return MachineInputs(self.slug, self.schema, self.aliases)
 
@@ -74,6 +80,8 @@ def resolve_item(
     *, strict: bool, required: set[str], tokens: Mapping[str, Any], index: int,
 ) -> ResolvedItem:
     """Defaults and safety, then translated user values, prompt and seed."""
+    if "seed" in user:  # before translation, which may drop what it cannot take
+        _checked_seed(user["seed"], index)
     try:
         translation = translate(rules.inputs, user, strict=strict, required=required)
     except ParameterError as exc:
@@ -88,8 +96,10 @@ def resolve_item(
     else:
         seed = None
     _interpolate_strings(params, {**tokens, **params})
-    if not rules.is_valid(params):
-        problems = schema_errors(rules.schema, params)
+    switches = rules.switches
+    inputs = {k: v for k, v in params.items() if k not in switches}
+    if not rules.is_valid(inputs):
+        problems = schema_errors(rules.schema, inputs)
         raise ParameterError(f"item {index} on {rules.slug}: " + "; ".join(problems))
     cost = estimate_cost(rules.price_amount, rules.price_unit, params)
     return ResolvedItem(params, seed, cost, translation.warnings)

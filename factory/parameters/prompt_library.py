@@ -61,6 +61,7 @@ class Library:
     def __init__(self, wildcards: Mapping[str, list[str]],
                  tokens: Mapping[str, Any] | None) -> None:
         self.tokens = tokens or {}
+        self.field = "prompt"  # the template's field, named in errors
         self.names = sorted(wildcards)
         self.sources: dict[str, PreparedText] = {}
         self.parsed: dict[str, Command] = {}
@@ -115,6 +116,7 @@ class Library:
                            + (hint if close else ""))
 
     def template(self, text: str, field: str) -> Command:
+        self.field = field
         return self.parse(self.prepare(text, field))
 
 
@@ -150,6 +152,34 @@ def _choose(counts: list[int], low: int, high: int) -> int:
     return sum(picks[low:high + 1])
 
 
+def _is_empty(command: Command) -> bool:
+    """An option that writes nothing, as in ``{|red}``."""
+    if isinstance(command, SequenceCommand):
+        return all(_is_empty(token) for token in command.tokens)
+    return isinstance(command, LiteralCommand) and not command.literal.strip()
+
+
+def check_variant(command: VariantCommand, options: int, field: str) -> None:
+    """Refuse a variant that would be read other than as written.
+
+    The library clamps ``{9$$a|b}`` to two picks and ``{|}`` yields the same
+    empty text twice: both would buy items nobody asked for.
+    """
+    low, high = command.min_bound, command.max_bound
+    if high is not None and high < 1:
+        raise PromptError(f"{field}: a choose-N variant must pick at least 1 option, "
+                          f"not {high}")
+    if max(low, high or 0) > options:
+        asked = f"{low}" if high in (None, low) else f"{low}-{high}"
+        raise PromptError(f"{field}: a choose-N variant asks for {asked} picks but "
+                          f"has only {options} option(s)")
+    if sole_wildcard(command) is None and sum(
+            map(_is_empty, command.values)) > 1:
+        raise PromptError(f"{field}: a variant has more than one empty "
+                          "option, so it would make the same prompt twice; "
+                          "keep one, as in {|red}")
+
+
 def count_paths(command: Command, library: Library,
           stack: tuple[str, ...] = ()) -> int:
     """Prompts ``command`` yields in combinatorial mode, without making them."""
@@ -165,8 +195,9 @@ def count_paths(command: Command, library: Library,
         counts = ([count_paths(v, library, stack) for v in command.values]
                   if wildcard is None else
                   _value_counts(wildcard, library, stack))
-        total = _choose(counts, min(command.min_bound, len(counts)),
-                        min(command.max_bound, len(counts)))
+        check_variant(command, len(counts), library.field)
+        total = _choose(counts, command.min_bound,
+                        min(command.max_bound or len(counts), len(counts)))
     else:  # every construct the scanner lets through is handled above
         raise PromptError(f"unsupported template part {command!r}")
     method = command.sampling_method

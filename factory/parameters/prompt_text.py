@@ -17,7 +17,7 @@ from dynamicprompts.commands import Command, LiteralCommand
 from dynamicprompts.parser.parse import parse
 from pyparsing import ParseBaseException
 
-from factory.parameters.schema import ParameterError
+from factory.parameters.schema import ParameterError, check_text
 
 
 class PromptError(ParameterError):
@@ -30,7 +30,7 @@ _STAND_IN = {ord(c): 0xE000 + ord(c) for c in _PROTECTED}
 _RESTORE = {v: k for k, v in _STAND_IN.items()}
 _LITERAL = {k: v for k, v in _STAND_IN.items() if k != ord("_")}
 _SCAN = re.compile(
-    r"\\(?P<escaped>[{}|])"
+    r"\\(?P<escaped>[{}|_])"
     r"|(?P<bound>\{\s*[~!@]?\s*(?:\d+-?\d*|-\d+)\$\$(?:[^${}]+\$\$)?)"
     r"|\$\{(?P<token>[^{}$]*)\}|(?P<unclosed>\$\{)|(?P<dollar>\$\$?)"
     r"|(?P<literal>[#%])|(?P<brace>[{}|])"
@@ -115,7 +115,9 @@ def _piece(match: re.Match, tokens: Mapping[str, Any],
     if kind == "reserved":
         raise source.error(match.start(), f"character U+{ord(text):04X} "
                                           "cannot be used in a template")
-    if kind in ("escaped", "dollar", "literal"):
+    if kind == "escaped":  # '_' too: escaped underscores never open a wildcard
+        return text[-1].translate(_STAND_IN)
+    if kind in ("dollar", "literal"):
         return _literal(text[-1])
     return text
 
@@ -151,7 +153,12 @@ def _track(braces: list[_Brace], match: re.Match,
 
 
 def prepare(text: str, tokens: Mapping[str, Any], where: str) -> PreparedText:
-    """Resolve tokens and escapes into text the library reads as meant."""
+    """Resolve tokens and escapes into text the library reads as meant.
+
+    Every template passes here (a prompt, a swept prompt, a wildcard
+    value), so control characters are refused here once for all of them.
+    """
+    check_text(text, where)
     source, braces, done = PreparedText(text, where), [], 0
     for match in _SCAN.finditer(text):
         source.add(text[done:match.start()], done, spread=True)

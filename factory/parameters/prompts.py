@@ -11,13 +11,17 @@ choose-N ``{2$$a|b|c}``, ``{1-2$$ and $$a|b}``, wildcards ``__name__``,
 - ``$$`` writes a literal ``$`` and a lone ``$`` is literal, so ``{$5|$10}``
   parses; only the ``$$`` of a choose-N bound (``{2$$``, ``{2$$ and $$``)
   keeps the library's meaning. ``#`` and ``%`` are literal, not comments.
-- ``\\{``, ``\\}`` and ``\\|`` write literal braces and bars. Braces around a
+- ``\\{``, ``\\}`` and ``\\|`` write literal braces and bars, ``\\_`` a
+  literal underscore (``\\_\\_name\\_\\_`` is text, not a wildcard). Braces around a
   single plain option, like ``{curly}``, are refused, since the library
   would silently drop them; so is a ``}`` without its ``{``.
 - Combinatorial mode yields one prompt per choice path, so counts are plain
   arithmetic and ``{a|a}`` gives two prompts. Choose-N yields combinations:
   ``{2$$a|b|c}`` gives ``a,b``, ``a,c``, ``b,c``, never the library's
-  ordered ``b,a``. Weights only steer random mode.
+  ordered ``b,a``. Weights only steer random mode. Asking for more picks
+  than there are options (``{3$$a|b}``), for none, or writing two empty
+  options (``{|}``) is refused, where the library would quietly clamp or
+  repeat.
 - Wildcard values are templates too, tokens included; a value written
   ``2::red`` weighs 2, and a weight of 0 is never drawn in random mode.
   Random choose-N keeps the written order of its picks, as above.

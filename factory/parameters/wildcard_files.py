@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from factory.datafiles import parse_json
+from factory.parameters.schema import check_text
 
 
 def load_wildcard_file(name: str, data: bytes) -> dict[str, list[str]]:
@@ -90,7 +91,9 @@ def _file_values(name: str, key: str, items: list | str) -> list[str]:
             raise ValueError(f"{name}: key '{key}' item {number} is a "
                              f"{type(item).__name__}; expected text")
         if item is not None and str(item).strip():
-            values.append(str(item).strip())
+            text = str(item).strip()
+            check_text(text, f"{name}: key '{key}' item {number}")
+            values.append(text)
     return values
 
 

@@ -1,5 +1,6 @@
 """Prompt templates: exact prompts and counts, or an error that says where."""
 import json
+import re
 
 from hypothesis import given, settings, strategies as st
 import pytest
@@ -55,7 +56,18 @@ def test_choose_n_gives_combinations_not_permutations():
 def test_choose_n_with_separator_and_range():
     assert expand("{2$$ and $$a|b|c}") == ["a and b", "a and c", "b and c"]
     assert expand("{1-2$$a|b|c}") == ["a", "b", "c", "a,b", "a,c", "b,c"]
-    assert expand("{3$$a|b}") == ["a,b"]
+
+
+@pytest.mark.parametrize("template,message", [
+    ("{3$$a|b}", "asks for 3 picks but has only 2"),
+    ("{99999$$a|b}", "asks for 99999 picks"),
+    ("{1-5$$a|b}", "asks for 1-5 picks"),
+    ("{0$$a|b}", "pick at least 1"),
+    ("{|}", "more than one empty option"),
+])
+def test_choose_n_and_empty_options_are_refused_not_clamped(template, message):
+    with pytest.raises(PromptError, match=re.escape(message)):
+        count_prompts(template, WILDCARDS)
 
 
 def test_choose_n_multiplies_nested_options():
@@ -414,7 +426,7 @@ PROPERTY_WILDCARDS = {
 }
 LEAVES = st.sampled_from(["", "k", "l m", "__a__", "__b__", "__c/*__",
                           "__c/e__", "$", "#"])
-BOUNDS = st.sampled_from(["", "", "2$$", "1-2$$", "0-3$$", "~", "2$$-$$"])
+BOUNDS = st.sampled_from(["", "", "2$$", "1-2$$", "0-2$$", "~", "2$$-$$"])
 
 
 def _variant(options: list[str], bound: str) -> str:
@@ -424,7 +436,10 @@ def _variant(options: list[str], bound: str) -> str:
 TEMPLATES = st.recursive(
     LEAVES,
     lambda inner: st.one_of(
-        st.builds(_variant, st.lists(inner, min_size=2, max_size=3), BOUNDS),
+        # Distinct options: two empty ones are refused, as is a bound over
+        # the number of options.
+        st.builds(_variant, st.lists(inner, min_size=2, max_size=3, unique=True),
+                  BOUNDS),
         st.lists(inner, min_size=2, max_size=3).map(" ".join),
     ),
     max_leaves=8,

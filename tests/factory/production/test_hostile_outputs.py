@@ -122,7 +122,7 @@ def stored_files(media_root: Path) -> list[str]:
                       r"\d+ bytes"),
         ("html", r"output 0: not a decodable image/video/audio file"),
         ("truncated", r"output 0: truncated image"),
-        ("broken", r"output 0: (corrupt image|not a decodable)"),
+        ("broken", r"output 0: (corrupt image|corrupt PNG|not a decodable)"),
         ("bomb", r"output 0: decompression bomb: 100000000 pixels \(limit \d+\)"),
         ("second_truncated", r"output 1: truncated image"),
     ],
