@@ -182,9 +182,11 @@ def test_every_static_file_of_every_app_has_a_hashed_name(manifest):
 
 @pytest.mark.once
 @pytest.mark.django_db
-def test_admin_pages_render_and_their_static_files_answer_forever(manifest, demo_order, lead):
+def test_admin_pages_render_and_their_static_files_answer_forever(
+    manifest, demo_order, superuser
+):
     client = Client()
-    client.force_login(lead)
+    client.force_login(superuser)
     machine = FactoryMachine.objects.get(slug="demo-image")
     pages = [
         "/admin/", "/admin/factory/order/", "/admin/factory/order/add/",
