@@ -4,6 +4,7 @@ refused with a 4xx and a reason, and no item changes."""
 import json
 import time
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.test import Client
@@ -29,14 +30,24 @@ def fal_body(request_id: str = KNOWN) -> bytes:
 
 
 def fal_call(request_id: str = KNOWN, body: bytes | None = None, signer: FakeFal = SIGNER_FAL,
-             stamp: int | None = None, **changed: str | None) -> tuple[bytes, dict]:
-    """A fal call signed for ``request_id``; ``changed`` edits headers after
-    signing (None removes one), ``body`` replaces the body after signing."""
+             shift: int | None = None, **changed) -> tuple[bytes, dict]:
+    """A fal call signed now (or ``shift`` seconds from now) for
+    ``request_id``; ``changed`` edits headers after signing (None removes
+    one, a callable is asked at call time), ``body`` replaces the body."""
     signed = fal_body(request_id)
-    headers = signer.sign_webhook(request_id, signed, timestamp=stamp)
-    edited = {"X-Fal-Webhook-" + name.replace("_", "-"): value
+    headers = signer.sign_webhook(request_id, signed, timestamp=_stamp(shift))
+    edited = {"X-Fal-Webhook-" + name.replace("_", "-"): _now(value)
               for name, value in changed.items()}
     return (signed if body is None else body), _edit(headers, edited)
+
+
+def _stamp(shift: int | None) -> int | None:
+    return None if shift is None else int(time.time()) + shift
+
+
+def _now(value):
+    """A header value, asked for when the call is made if it is a callable."""
+    return value() if callable(value) else value
 
 
 def _edit(headers: dict, changed: dict) -> dict:
@@ -53,90 +64,94 @@ def replicate_body(prediction_id: str | None = KNOWN) -> bytes:
 
 
 def replicate_call(prediction_id: str | None = KNOWN, body: bytes | None = None,
-                   signer: FakeReplicate = SIGNER_REPLICATE, stamp: int | None = None,
+                   signer: FakeReplicate = SIGNER_REPLICATE, shift: int | None = None,
                    webhook_id: str = "msg_1", signed_body: bytes | None = None,
-                   **changed: str | None) -> tuple[bytes, dict]:
+                   **changed) -> tuple[bytes, dict]:
+    """As ``fal_call``, for Replicate's Standard Webhooks headers."""
     signed = replicate_body(prediction_id) if signed_body is None else signed_body
-    headers = signer.sign_webhook(signed, webhook_id, timestamp=stamp)
-    edited = {"webhook-" + name: value for name, value in changed.items()}
+    headers = signer.sign_webhook(signed, webhook_id, timestamp=_stamp(shift))
+    edited = {"webhook-" + name: _now(value) for name, value in changed.items()}
     return (signed if body is None else body), _edit(headers, edited)
 
 
-NOW = int(time.time())
-STALE, FUTURE = NOW - 3600, NOW + 3600
+# Calls are signed when a case runs, not when the module is read: a long
+# suite would otherwise age every signature past the 300 s window.
+STALE, FUTURE = -3600, 3600
 TAMPERED = fal_body().replace(b'"OK"', b'"ERROR"')
 FAL = [
     case(FAL_KIND, "no headers at all", (b"{}", {}), "401",
          "missing header(s) X-Fal-Webhook-Request-Id, X-Fal-Webhook-User-Id, "
          "X-Fal-Webhook-Timestamp, X-Fal-Webhook-Signature"),
-    case(FAL_KIND, "request id missing", fal_call(Request_Id=None), "401",
+    case(FAL_KIND, "request id missing", partial(fal_call, Request_Id=None), "401",
          "missing header(s) X-Fal-Webhook-Request-Id"),
-    case(FAL_KIND, "user id missing", fal_call(User_Id=None), "401",
+    case(FAL_KIND, "user id missing", partial(fal_call, User_Id=None), "401",
          "missing header(s) X-Fal-Webhook-User-Id"),
-    case(FAL_KIND, "timestamp missing", fal_call(Timestamp=None), "401",
+    case(FAL_KIND, "timestamp missing", partial(fal_call, Timestamp=None), "401",
          "missing header(s) X-Fal-Webhook-Timestamp"),
-    case(FAL_KIND, "signature missing", fal_call(Signature=None), "401",
+    case(FAL_KIND, "signature missing", partial(fal_call, Signature=None), "401",
          "missing header(s) X-Fal-Webhook-Signature"),
-    case(FAL_KIND, "signature empty", fal_call(Signature=""), "401", "missing header(s)"),
-    case(FAL_KIND, "signature not hex", fal_call(Signature="zz" * 64), "401", "signature is not hex"),
-    case(FAL_KIND, "signature too short", fal_call(Signature="ab" * 32), "401",
+    case(FAL_KIND, "signature empty", partial(fal_call, Signature=""), "401", "missing header(s)"),
+    case(FAL_KIND, "signature not hex", partial(fal_call, Signature="zz" * 64), "401", "signature is not hex"),
+    case(FAL_KIND, "signature too short", partial(fal_call, Signature="ab" * 32), "401",
          "signature is not 64 bytes"),
-    case(FAL_KIND, "signature all zero", fal_call(Signature="00" * 64), "401",
+    case(FAL_KIND, "signature all zero", partial(fal_call, Signature="00" * 64), "401",
          "signature matches none of the fal keys"),
-    case(FAL_KIND, "signed by another key", fal_call(signer=OTHER_FAL), "401",
+    case(FAL_KIND, "signed by another key", partial(fal_call, signer=OTHER_FAL), "401",
          "signature matches none of the fal keys"),
-    case(FAL_KIND, "stale timestamp", fal_call(stamp=STALE), "401", "s old (limit 300s)"),
-    case(FAL_KIND, "future timestamp", fal_call(stamp=FUTURE), "401", "s in the future"),
-    case(FAL_KIND, "timestamp not a number", fal_call(Timestamp="yesterday"), "401",
+    case(FAL_KIND, "stale timestamp", partial(fal_call, shift=STALE), "401", "s old (limit 300s)"),
+    case(FAL_KIND, "future timestamp", partial(fal_call, shift=FUTURE), "401", "s in the future"),
+    case(FAL_KIND, "timestamp not a number", partial(fal_call, Timestamp="yesterday"), "401",
          "timestamp 'yesterday' is not an integer"),
-    case(FAL_KIND, "timestamp changed after signing", fal_call(Timestamp=str(NOW - 5)), "401",
+    case(FAL_KIND, "timestamp changed after signing",
+         partial(fal_call, Timestamp=lambda: str(int(time.time()) - 5)), "401",
          "matches none of the fal keys"),
-    case(FAL_KIND, "tampered body", fal_call(body=TAMPERED), "401", "matches none of the fal keys"),
-    case(FAL_KIND, "body emptied", fal_call(body=b""), "401", "matches none of the fal keys"),
-    case(FAL_KIND, "request id swapped", fal_call(Request_Id="req-other"), "401",
+    case(FAL_KIND, "tampered body", partial(fal_call, body=TAMPERED), "401", "matches none of the fal keys"),
+    case(FAL_KIND, "body emptied", partial(fal_call, body=b""), "401", "matches none of the fal keys"),
+    case(FAL_KIND, "request id swapped", partial(fal_call, Request_Id="req-other"), "401",
          "matches none of the fal keys"),
-    case(FAL_KIND, "user id swapped", fal_call(User_Id="someone-else"), "401",
+    case(FAL_KIND, "user id swapped", partial(fal_call, User_Id="someone-else"), "401",
          "matches none of the fal keys"),
-    case(FAL_KIND, "unknown request id", fal_call(request_id="req-nobody"), "404",
+    case(FAL_KIND, "unknown request id", partial(fal_call, request_id="req-nobody"), "404",
          "unknown fal request req-nobody"),
 ]
 
 REPLICATE = [
     case(REPLICATE_KIND, "no headers at all", (replicate_body(), {}), "401",
          "missing headers: webhook-id, webhook-timestamp, webhook-signature"),
-    case(REPLICATE_KIND, "id missing", replicate_call(id=None), "401", "missing headers: webhook-id"),
-    case(REPLICATE_KIND, "timestamp missing", replicate_call(timestamp=None), "401",
+    case(REPLICATE_KIND, "id missing", partial(replicate_call, id=None), "401", "missing headers: webhook-id"),
+    case(REPLICATE_KIND, "timestamp missing", partial(replicate_call, timestamp=None), "401",
          "missing headers: webhook-timestamp"),
-    case(REPLICATE_KIND, "signature missing", replicate_call(signature=None), "401",
+    case(REPLICATE_KIND, "signature missing", partial(replicate_call, signature=None), "401",
          "missing headers: webhook-signature"),
-    case(REPLICATE_KIND, "signature without a version", replicate_call(signature="abc"), "401",
+    case(REPLICATE_KIND, "signature without a version", partial(replicate_call, signature="abc"), "401",
          "malformed webhook-signature entry 'abc'"),
-    case(REPLICATE_KIND, "signature bad base64", replicate_call(signature="v1,@@@"), "401",
+    case(REPLICATE_KIND, "signature bad base64", partial(replicate_call, signature="v1,@@@"), "401",
          "bad base64"),
-    case(REPLICATE_KIND, "signature of another scheme only", replicate_call(signature="v2,YWJj"),
+    case(REPLICATE_KIND, "signature of another scheme only", partial(replicate_call, signature="v2,YWJj"),
          "401", "webhook-signature has no v1 entry"),
-    case(REPLICATE_KIND, "signed with another secret", replicate_call(signer=OTHER_REPLICATE),
+    case(REPLICATE_KIND, "signed with another secret", partial(replicate_call, signer=OTHER_REPLICATE),
          "401", "webhook signature does not match"),
-    case(REPLICATE_KIND, "stale timestamp", replicate_call(stamp=STALE), "401",
+    case(REPLICATE_KIND, "stale timestamp", partial(replicate_call, shift=STALE), "401",
          "s old (limit 300s)"),
-    case(REPLICATE_KIND, "future timestamp", replicate_call(stamp=FUTURE), "401",
+    case(REPLICATE_KIND, "future timestamp", partial(replicate_call, shift=FUTURE), "401",
          "s in the future (limit 300s)"),
-    case(REPLICATE_KIND, "timestamp not a number", replicate_call(timestamp="soon"), "401",
+    case(REPLICATE_KIND, "timestamp not a number", partial(replicate_call, timestamp="soon"), "401",
          "webhook-timestamp 'soon' is not Unix seconds"),
-    case(REPLICATE_KIND, "timestamp in milliseconds", replicate_call(timestamp=str(NOW * 1000)),
+    case(REPLICATE_KIND, "timestamp in milliseconds",
+         partial(replicate_call, timestamp=lambda: str(int(time.time()) * 1000)),
          "401", "in the future"),
-    case(REPLICATE_KIND, "id changed after signing", replicate_call(id="msg_other"), "401",
+    case(REPLICATE_KIND, "id changed after signing", partial(replicate_call, id="msg_other"), "401",
          "webhook signature does not match"),
-    case(REPLICATE_KIND, "tampered body", replicate_call(body=replicate_body("req-other")), "401",
+    case(REPLICATE_KIND, "tampered body", partial(replicate_call, body=replicate_body("req-other")), "401",
          "webhook signature does not match"),
-    case(REPLICATE_KIND, "empty body", replicate_call(body=b""), "401", "empty webhook body"),
-    case(REPLICATE_KIND, "signed body without an id", replicate_call(prediction_id=None), "400",
+    case(REPLICATE_KIND, "empty body", partial(replicate_call, body=b""), "401", "empty webhook body"),
+    case(REPLICATE_KIND, "signed body without an id", partial(replicate_call, prediction_id=None), "400",
          "the webhook names no prediction id"),
-    case(REPLICATE_KIND, "signed body that is not JSON", replicate_call(signed_body=b"<html>"),
+    case(REPLICATE_KIND, "signed body that is not JSON", partial(replicate_call, signed_body=b"<html>"),
          "401", "webhook body is not JSON"),
-    case(REPLICATE_KIND, "signed body a JSON list", replicate_call(signed_body=b"[1, 2]"), "400",
+    case(REPLICATE_KIND, "signed body a JSON list", partial(replicate_call, signed_body=b"[1, 2]"), "400",
          "names no prediction id"),
-    case(REPLICATE_KIND, "unknown prediction", replicate_call(prediction_id="req-nobody"), "404",
+    case(REPLICATE_KIND, "unknown prediction", partial(replicate_call, prediction_id="req-nobody"), "404",
          "unknown replicate request req-nobody"),
 ]
 
@@ -163,7 +178,7 @@ def _row(item: OrderItem) -> tuple:
 
 
 def _refused(url: str, refusal: Case, hooks: dict, untouched, redis_db) -> None:
-    body, headers = refusal.value
+    body, headers = _now(refusal.value)
     status, *says = refusal.says
     rows = {name: _row(item) for name, item in hooks.items()}
     with untouched():
