@@ -176,8 +176,8 @@ def test_a_products_page_never_counts_the_whole_table(inventory, client, monkeyp
                 assert url in (GRID, GRID + "?p=2"), url
             else:
                 assert " WHERE " in sql and " LIMIT " in sql, (url, sql)
-        if url == GRID:
-            assert "about 300 products" in html
+        if url == GRID:  # archived products are filtered out: a bounded count
+            assert re.search(r"\b300 products\b", html), url
 
 
 @on_postgres
