@@ -28,7 +28,7 @@ REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
-.PHONY: venv test-venv run dev audit services chromium test bench check clean screenshots
+.PHONY: venv test-venv run dev audit services chromium test test-slow bench check clean screenshots
 
 # Packages go in with uv (an installer only, many times faster than pip from
 # a warm cache); pip does the work wherever uv cannot be had.
@@ -99,11 +99,16 @@ chromium:
 test: test-venv services chromium
 	@mkdir -p var && rm -f var/test.sqlite3*; sqlite=0; pg=0; \
 	echo "=== pytest on SQLite (without the cases marked once) ==="; \
-	$(SQLITE_TEST_ENV) $(PY) -m pytest -m "not once" $(PYTEST_ARGS) || sqlite=$$?; \
+	$(SQLITE_TEST_ENV) $(PY) -m pytest -m "not once and not slow" $(PYTEST_ARGS) || sqlite=$$?; \
 	echo "=== pytest on PostgreSQL ==="; \
-	$(PG_TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS) || pg=$$?; \
+	$(PG_TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS) || pg=$$?; \
 	echo "=== SQLite: exit $$sqlite, PostgreSQL: exit $$pg ==="; \
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
+
+# The long fault runs (`slow`): the Replicate kill points, the gentler Redis
+# outages and the 200-item two-crew run, on PostgreSQL.
+test-slow: test-venv services
+	$(PG_TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 screenshots: test-venv services chromium
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(SQLITE_TEST_ENV) $(PY) -m pytest tests/browser -q

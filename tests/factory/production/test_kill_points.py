@@ -144,7 +144,11 @@ def canonical(value: Any) -> str:
 @pytest.mark.once
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("point", POINTS)
-@pytest.mark.parametrize("provider", sorted(MACHINES))
+# fal in every run; Replicate, twice as slow here, under `make test-slow`.
+@pytest.mark.parametrize("provider", [
+    pytest.param(name, marks=[pytest.mark.slow] if name == "replicate" else [])
+    for name in sorted(MACHINES)
+])
 def test_a_process_killed_at_any_point_leaves_one_submission_and_no_orphans(
     catalog, redis_db, lead, media_root, tmp_path, request, provider, point
 ):

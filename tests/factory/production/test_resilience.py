@@ -136,7 +136,10 @@ class Outage:
 
 @pytest.mark.once
 @pytest.mark.parametrize("kind", [
-    "flushall", "crash_losing_data", "restart_keeping_data", "older_snapshot",
+    "flushall", "crash_losing_data",
+    # The gentler restart and the older snapshot: `make test-slow`.
+    pytest.param("restart_keeping_data", marks=pytest.mark.slow),
+    pytest.param("older_snapshot", marks=pytest.mark.slow),
 ])
 def test_an_order_survives_a_redis_outage_without_duplicates(
     kind, catalog, lead, fal, settings, media_root, tmp_path
@@ -179,6 +182,7 @@ def test_an_order_survives_a_redis_outage_without_duplicates(
           f"{crew.restarts} worker restarts")
 
 
+@pytest.mark.slow
 @pytest.mark.once
 def test_two_workers_and_two_foremen_handle_each_of_200_items_once(
     catalog, lead, fal, redis_db, media_root, tmp_path
