@@ -1,29 +1,14 @@
 """The grid's side panel and its edits: tags, project and notes."""
 import pytest
 from django.core.exceptions import ValidationError
-from django.test import Client
 from django.urls import reverse
 
 from factory.models import ItemStatus, OrderItem, Product, Project, Tag
 from factory.models.inventory import NOTES_MAX_LENGTH
+from tests.admin_ext.test_curation import _client, _url, product  # noqa: F401 (a fixture)
 from tests.gallery import bulk_products, produce
 
 CHANGELIST = reverse("admin:factory_product_changelist")
-
-
-@pytest.fixture
-def product(catalog) -> Product:
-    return bulk_products(1)[0]
-
-
-def _url(name: str, product: Product) -> str:
-    return reverse(f"admin:factory_product_{name}", args=[product.pk])
-
-
-def _client(user, csrf: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=csrf)
-    client.force_login(user)
-    return client
 
 
 def _tags(product: Product) -> list[str]:

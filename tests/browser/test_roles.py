@@ -8,6 +8,7 @@ from factory.models import (
     FactoryMachine, ItemStatus, Order, OrderItem, OrderStatus, Product,
 )
 from tests.browser.test_demo_order_flow import SCREENSHOTS
+from tests.browser.test_product_grid import _log_in
 from tests.gallery import produce
 
 SPENDING_TEXT = re.compile(r"Place|Retry|Cancel|Order again|Vary seed|New order", re.I)
@@ -36,14 +37,6 @@ def shop(catalog, lead):
             cost=Decimal("0.004"), last_error="GPU fire",
         )
     return {"draft": draft, "failed": failed}
-
-
-def _log_in(page, live_server, user: str) -> None:
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", f"pw-{user}")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/admin/$"))
 
 
 def _links_and_buttons(page) -> list[str]:
