@@ -9,6 +9,10 @@ TEST_STAMP := $(VENV)/.installed-test
 PORT ?= 8000
 WORKERS ?= 2
 PYTEST_ARGS ?=
+# Test processes per database (pytest-xdist); most cases wait on servers,
+# subprocesses and the browser, so three share two cores well.
+TEST_PROCESSES ?= 3
+XDIST := -n $(TEST_PROCESSES) --dist worksteal
 # Seconds to wait for a service to answer after starting it.
 SERVICE_WAIT ?= 30
 
@@ -99,16 +103,16 @@ chromium:
 test: test-venv services chromium
 	@mkdir -p var && rm -f var/test.sqlite3*; sqlite=0; pg=0; \
 	echo "=== pytest on SQLite (without the cases marked once) ==="; \
-	$(SQLITE_TEST_ENV) $(PY) -m pytest -m "not once and not slow" $(PYTEST_ARGS) || sqlite=$$?; \
+	$(SQLITE_TEST_ENV) $(PY) -m pytest $(XDIST) -m "not once and not slow" $(PYTEST_ARGS) || sqlite=$$?; \
 	echo "=== pytest on PostgreSQL ==="; \
-	$(PG_TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS) || pg=$$?; \
+	$(PG_TEST_ENV) $(PY) -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS) || pg=$$?; \
 	echo "=== SQLite: exit $$sqlite, PostgreSQL: exit $$pg ==="; \
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
 
 # The long fault runs (`slow`): the Replicate kill points, the gentler Redis
 # outages and the 200-item two-crew run, on PostgreSQL.
 test-slow: test-venv services
-	$(PG_TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PG_TEST_ENV) $(PY) -m pytest $(XDIST) -m slow $(PYTEST_ARGS)
 
 screenshots: test-venv services chromium
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(SQLITE_TEST_ENV) $(PY) -m pytest tests/browser -q
