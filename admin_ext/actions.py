@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 
 from factory.models import OrderItem
 from factory.production.retry import plan_retry, retry_failed_items
+from factory.spending import BudgetError
 
 CONFIRM_FIELD = "confirm"
 
@@ -28,7 +29,12 @@ def confirm_retry(
     None sends the browser back to the change list with a message.
     """
     if request.POST.get(CONFIRM_FIELD) == "yes":
-        retries = retry_failed_items(items)
+        try:
+            retries = retry_failed_items(items, user=request.user)
+        except BudgetError as exc:
+            model_admin.message_user(
+                request, f"Nothing was retried: {exc}.", messages.ERROR)
+            return None
         model_admin.message_user(request, ngettext(
             "%d failed item queued again.", "%d failed items queued again.",
             len(retries)) % len(retries), messages.SUCCESS)

@@ -6,8 +6,8 @@ from decimal import Decimal
 from typing import Any, Iterator
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from factory.models import (
@@ -18,6 +18,7 @@ from factory.parameters.items import SENTINEL, MachineRules, resolve_item
 from factory.parameters.prompts import count_prompts, expand_prompts
 from factory.parameters.schema import ParameterError, check_plain_json, check_text
 from factory.parameters.sweeps import check_sweeps, count_items, expand
+from factory.spending import check_budget, reserve, typical_seconds
 
 MACHINE_FIELD = "machine"
 PROMPT_FIELD = "prompt"
@@ -186,6 +187,8 @@ def _rules(machine: FactoryMachine, safety_on: bool) -> MachineRules:
         slug=machine.slug, schema=machine.input_schema, aliases=machine.aliases,
         base={**machine.defaults, **machine.safety_parameters(safety_on)},
         price_amount=machine.price_amount, price_unit=machine.price_unit,
+        typical_seconds=(typical_seconds(machine)
+                         if machine.price_unit == "compute_second" else None),
     )
 
 
@@ -284,20 +287,6 @@ def _check_cost(cost: Decimal, items: list[PlannedItem]) -> None:
             "record; split the order or check the machine's price")
 
 
-def _check_budget(order: Order, cost: Decimal) -> None:
-    project = order.project
-    if project is None or project.budget is None:
-        return
-    spent = project.orders.exclude(pk=order.pk).exclude(
-        status=OrderStatus.DRAFT
-    ).aggregate(total=Sum("estimated_cost"))["total"] or Decimal(0)
-    if spent + cost > project.budget:
-        raise ParameterError(
-            f"estimated cost {cost} would take project {project} over its "
-            f"budget ({spent} of {project.budget} already committed)"
-        )
-
-
 def count_order_items(order: Order) -> int:
     """The exact item count, by arithmetic, before any item is built."""
     ctx = _Context(order)
@@ -315,15 +304,18 @@ def plan_order(order: Order) -> OrderPlan:
         warnings.update(dict.fromkeys(item_warnings))
     total = sum((item.cost for item in items), Decimal(0))
     _check_cost(total, items)
-    _check_budget(order, total)
+    check_budget(order.project, total)
     return OrderPlan(count, items, total, list(warnings)[:MAX_WARNINGS])
 
 
-def place_order(order: Order) -> Order:
+def place_order(order: Order, user: AbstractBaseUser | None = None) -> Order:
     """Write all items of a draft order in one transaction, then enqueue them.
 
     Nothing is written or queued when any item fails validation. Placing an
     order that is no longer a draft raises, so a double click spends once.
+    The estimate is reserved in the same transaction, under the project's
+    lock: an order that would cross its budget or the monthly cap raises
+    BudgetError and writes nothing.
     """
     from factory.production.queues import enqueue_items
 
@@ -332,6 +324,8 @@ def place_order(order: Order) -> Order:
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.status != OrderStatus.DRAFT:
             raise ParameterError(f"order {order.pk} was already placed")
+        reserve(order, plan.estimated_cost, plan.count, user=user,
+                note=f"placing {plan.count:,} item(s)")
         OrderItem.objects.bulk_create(
             (OrderItem(
                 order=order, machine=item.machine, index=item.index,

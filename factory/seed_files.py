@@ -31,6 +31,7 @@ OPTIONAL = {
 }
 MODELS = {"provider": Provider, "machine": FactoryMachine}
 TEXT_FIELDS = ("name", "endpoint_id", "version", "output_key", "description")
+PRICE_KEYS = {"amount", "unit", "currency", "source", "typical_seconds"}
 MAX_PRICE = Decimal("999999.999999")  # price_amount: 12 digits, 6 decimals
 
 
@@ -118,6 +119,9 @@ def entry_fields(entry: dict[str, Any]) -> dict[str, Any]:
         fields["price_amount"] = Decimal(price["amount"])
         fields["price_unit"] = price["unit"]
         fields["price_currency"] = price.get("currency", "USD")
+        fields["price_source"] = price.get("source", "")
+        typical = price.get("typical_seconds")
+        fields["typical_run_seconds"] = Decimal(typical) if typical else None
     return fields
 
 
@@ -181,9 +185,24 @@ def _machine_problems(
 
 
 def _price_problems(price: Any) -> list[str]:
-    if not isinstance(price, dict) or set(price) - {"amount", "unit", "currency"}:
-        return ['price must be {"amount": "0.01", "unit": ..., "currency": ...}']
+    if not isinstance(price, dict) or set(price) - PRICE_KEYS:
+        return ['price must be {"amount": "0.01", "unit": ..., "currency": ..., '
+                '"source": ..., "typical_seconds": ...}']
     found = []
+    if not isinstance(price.get("source", ""), str):
+        found.append("price source must be a string: the pricing page it comes from")
+    typical = price.get("typical_seconds")
+    if typical is not None:
+        try:
+            sound = isinstance(typical, str) and 0 < Decimal(typical) < 10**6
+        except InvalidOperation:
+            sound = False
+        if not sound:
+            found.append(f'price typical_seconds must be a string like "6.5", '
+                         f'not {typical!r}')
+    elif price.get("unit") == "compute_second":
+        found.append("a price per compute second needs typical_seconds: the run "
+                     "time one call usually bills")
     if price.get("unit") not in PriceUnit.values:
         found.append(f"price unit {price.get('unit')!r} is not one of "
                      f"{PriceUnit.values}")

@@ -7,7 +7,6 @@ nesting, the JSON columns parsed strictly, each value converted by a strict
 widget, keys seen twice refused, then the model's own checks. A row's
 errors name its columns, and any error rolls the whole import back.
 """
-from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -30,7 +29,7 @@ from factory.models.inventory import clean_favorite, clean_rating
 from factory.ordering import plan_order
 from factory.parameters.schema import ParameterError
 from factory.parameters.sweeps import check_sweeps
-from factory.seed_files import entry_problems
+from factory.seed_files import entry_fields, entry_problems
 
 
 def column(name: str, widget: Any = None, attribute: str | None = "", **kwargs: Any) -> fields.Field:
@@ -259,10 +258,19 @@ class ProviderResource(DataResource):
                        list(row))
 
 
+PRICE_FIELDS = ("price_amount", "price_unit", "price_currency", "price_source",
+                "typical_run_seconds")
+
+
 def price_of(machine: FactoryMachine) -> dict[str, str]:
     """A machine's price as the seed files write it, amount as exact text."""
-    return {"amount": f"{machine.price_amount.normalize():f}",
-            "unit": machine.price_unit, "currency": machine.price_currency}
+    price = {"amount": f"{machine.price_amount.normalize():f}",
+             "unit": machine.price_unit, "currency": machine.price_currency}
+    if machine.price_source:
+        price["source"] = machine.price_source
+    if machine.typical_run_seconds is not None:
+        price["typical_seconds"] = f"{machine.typical_run_seconds.normalize():f}"
+    return price
 
 
 class MachineResource(DataResource):
@@ -300,8 +308,7 @@ class MachineResource(DataResource):
         return queryset.select_related("provider")
 
     def get_bulk_update_fields(self) -> list[str]:
-        return [*super().get_bulk_update_fields(), "price_amount", "price_unit",
-                "price_currency"]
+        return [*super().get_bulk_update_fields(), *PRICE_FIELDS]
 
     def row_problems(self, row, by_column):
         """The seed files' checks: schema against the meta-schema, defaults
@@ -315,9 +322,8 @@ class MachineResource(DataResource):
         super().import_instance(instance, row, **kwargs)
         price = self.fields["price"].clean(row) if "price" in row else None
         if price:
-            instance.price_amount = Decimal(price["amount"])
-            instance.price_unit = price["unit"]
-            instance.price_currency = price.get("currency", "USD")
+            for name, value in entry_fields({"price": price}).items():
+                setattr(instance, name, value)
 
     def skip_row(self, instance, original, row, import_validation_errors=None) -> bool:
         same_price = original.pk is None or price_of(instance) == price_of(original)

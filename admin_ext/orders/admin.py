@@ -219,7 +219,7 @@ class OrderAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin,
             return HttpResponseRedirect(change_url)
         try:
             if request.method == "POST":
-                place_order(order)
+                place_order(order, user=request.user)
                 messages.success(request, ngettext(
                     "%(order)s placed: %(n)d item queued.",
                     "%(order)s placed: %(n)d items queued.", order.item_count,

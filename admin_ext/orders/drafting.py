@@ -140,7 +140,7 @@ class DraftFormMixin:
             return HttpResponseRedirect(
                 reverse("admin:factory_order_place", args=[order.pk]))
         try:
-            place_order(order)
+            place_order(order, user=request.user)
         except ParameterError as exc:
             messages.error(request, f"{order} was saved but not placed: {exc}")
             return HttpResponseRedirect(change_url)

@@ -14,9 +14,10 @@ from factory.models.orders import (
 )
 from factory.models.projects import Project, Tag
 from factory.models.recipes import Template, Wildcard
+from factory.models.spend import MonthlyCap, SpendEntry, SpendSource
 
 __all__ = [
-    "EventKind", "FINISHED", "FactoryMachine", "ItemEvent", "ItemStatus", "MediaFile", "Modality", "Order",
-    "OrderItem", "OrderStatus", "PriceUnit", "Product", "PromptMode", "Project", "Provider",
-    "SeedStrategy", "Tag", "Template", "Wildcard",
+    "EventKind", "FINISHED", "FactoryMachine", "ItemEvent", "ItemStatus", "MediaFile", "Modality",
+    "MonthlyCap", "Order", "OrderItem", "OrderStatus", "PriceUnit", "Product", "PromptMode", "Project", "Provider",
+    "SeedStrategy", "SpendEntry", "SpendSource", "Tag", "Template", "Wildcard",
 ]

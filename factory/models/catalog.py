@@ -88,6 +88,15 @@ class FactoryMachine(models.Model):
         max_length=20, choices=PriceUnit.choices, default=PriceUnit.OUTPUT
     )
     price_currency = models.CharField(max_length=10, default="USD")
+    price_source = models.CharField(
+        max_length=300, blank=True,
+        help_text="Where the price comes from: the provider's pricing page or API.",
+    )
+    typical_run_seconds = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True,
+        help_text="Typical compute seconds of one call, for machines priced per "
+        "compute second; refined from the machine's measured runs.",
+    )
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     description = models.TextField(blank=True)

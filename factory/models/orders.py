@@ -329,6 +329,7 @@ class EventKind(models.TextChoices):
     READ = "read", "Status or result not read"
     CANCEL = "cancel", "Cancel at the provider failed"
     FAILED = "failed", "Failed"
+    STOPPED = "stopped", "Stopped by a spending cap"
 
 
 EVENT_MESSAGE_CHARS = 4000

@@ -22,6 +22,7 @@ class MachineRules:
     base: dict[str, Any]  # defaults overlaid with the safety switch
     price_amount: Decimal
     price_unit: str
+    typical_seconds: Decimal | None = None
     is_valid: Callable[[dict[str, Any]], bool] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,5 +102,6 @@ def resolve_item(
     if not rules.is_valid(inputs):
         problems = schema_errors(rules.schema, inputs)
         raise ParameterError(f"item {index} on {rules.slug}: " + "; ".join(problems))
-    cost = estimate_cost(rules.price_amount, rules.price_unit, params)
+    cost = estimate_cost(rules.price_amount, rules.price_unit, params,
+                         rules.typical_seconds)
     return ResolvedItem(params, seed, cost, translation.warnings)

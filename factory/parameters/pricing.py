@@ -1,4 +1,5 @@
 """Cost estimates from a machine's price and one item's parameters."""
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
 
@@ -41,14 +42,81 @@ def seconds(params: Mapping[str, Any]) -> Decimal:
     return Decimal(1)
 
 
-def estimate_cost(amount: Decimal, unit: str, params: Mapping[str, Any]) -> Decimal:
-    """Estimated price of one item, rounded to 1/10,000 of the currency."""
+# Assumed compute seconds of one call when the catalog gives no typical
+# run time and the machine has no measured history yet.
+FALLBACK_COMPUTE_SECONDS = Decimal(30)
+CENT_FRACTION = Decimal("0.0001")
+UNIT_WORDS = {
+    "request": ("request", "requests"),
+    "output": ("output", "outputs"),
+    "megapixel": ("megapixel", "megapixels"),
+    "second": ("second of output", "seconds of output"),
+    "compute_second": ("compute second", "compute seconds"),
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One item's price: how many billing units, at what price, and why."""
+
+    units: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+    basis: str  # how the units follow from the parameters, in words
+
+    def formula(self, currency: str) -> str:
+        """``2 outputs × 1.048576 MP = 2.097152 megapixels × 0.025 USD = 0.0524 USD``."""
+        price = f"{Decimal(self.unit_price).normalize():f}"
+        return (f"{self.basis} × {price} {currency} = "
+                f"{self.amount} {currency}")
+
+
+def _number(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def units_word(unit: str, units: Decimal) -> str:
+    one, many = UNIT_WORDS.get(unit, (unit, unit))
+    return f"{_number(units)} {one if units == 1 else many}"
+
+
+def estimate(
+    amount: Decimal, unit: str, params: Mapping[str, Any],
+    typical_seconds: Decimal | None = None,
+) -> Estimate:
+    """One item's estimate in ``unit``, rounded to 1/10,000 of the currency.
+
+    ``typical_seconds`` prices a compute second: the machine's measured or
+    catalogued run time (``FALLBACK_COMPUTE_SECONDS`` when it has neither).
+    """
     outputs = Decimal(output_count(params))
-    factor = {
-        "request": Decimal(1),
-        "output": outputs,
-        "megapixel": outputs * megapixels(params),
-        "second": seconds(params),
-        "compute_second": Decimal(1),
-    }[unit]
-    return (Decimal(amount) * factor).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    if unit == "request":
+        units, basis = Decimal(1), "1 request"
+    elif unit == "output":
+        units, basis = outputs, units_word(unit, outputs)
+    elif unit == "megapixel":
+        each = megapixels(params)
+        units = outputs * each
+        basis = (f"{units_word('output', outputs)} × {_number(each)} MP = "
+                 f"{units_word(unit, units)}")
+    elif unit == "second":
+        units = seconds(params)
+        basis = units_word(unit, units)
+    elif unit == "compute_second":
+        known = typical_seconds is not None
+        units = Decimal(typical_seconds) if known else FALLBACK_COMPUTE_SECONDS
+        basis = (f"{units_word(unit, units)} "
+                 f"({'typical run' if known else 'no run time known yet, assumed'})")
+    else:
+        raise ValueError(f"unknown price unit {unit!r}")
+    total = (Decimal(amount) * units).quantize(CENT_FRACTION, ROUND_HALF_UP)
+    return Estimate(units, unit, Decimal(amount), total, basis)
+
+
+def estimate_cost(
+    amount: Decimal, unit: str, params: Mapping[str, Any],
+    typical_seconds: Decimal | None = None,
+) -> Decimal:
+    """Estimated price of one item, rounded to 1/10,000 of the currency."""
+    return estimate(amount, unit, params, typical_seconds).amount

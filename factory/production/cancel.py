@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_cancel
 from factory.production.submit import item_key
 from factory.providers import get_backend
+from factory.spending import settle_finished_ids
 from factory.providers.base import ProviderError, TransientError
 
 log = logging.getLogger(__name__)
@@ -71,12 +73,16 @@ def cancel_items(items: QuerySet | Iterable[int]) -> int:
     rows = list(items.filter(status__in=STOPPABLE).values_list("pk", "status"))
     now = timezone.now()
     cancelled = 0
-    for status in STOPPABLE:
-        ids = [pk for pk, current in rows if current == status]
-        cancelled += OrderItem.objects.filter(pk__in=ids, status=status).update(
-            status=ItemStatus.CANCELLED, lease_owner="", lease_until=None,
-            updated_at=now,
-        )
+    with transaction.atomic():
+        for status in STOPPABLE:
+            ids = [pk for pk, current in rows if current == status]
+            cancelled += OrderItem.objects.filter(pk__in=ids, status=status).update(
+                status=ItemStatus.CANCELLED, lease_owner="", lease_until=None,
+                updated_at=now,
+            )
+        settle_finished_ids(list(OrderItem.objects.filter(
+            pk__in=[pk for pk, _ in rows], status=ItemStatus.CANCELLED,
+        ).values_list("pk", flat=True)))
     was = dict(rows)
     # A submitting item keeps its slot until its own job has the request id.
     released = list(OrderItem.objects.filter(

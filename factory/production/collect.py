@@ -29,6 +29,7 @@ from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_follow
 from factory.production.submit import fail_item
 from factory.providers import get_backend
+from factory.spending import settle_completed
 from factory.providers.base import ProviderError, RemoteOutput, TransientError
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def collect_outputs(item: OrderItem) -> None:
         return
     for index, output in verified.items():
         record_output(item, index, output)
-    item.mark_completed(cost=item.cost)
+    settle_completed(item, outputs)
     refresh_order(item.order_id)
 
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from redis import RedisError
@@ -22,6 +22,7 @@ from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_collects
 from factory.production.submit import fail_item
 from factory.providers import get_backend
+from factory.spending import settle_finished_ids
 from factory.providers.base import (
     ConfigurationError,
     ProviderBackend,
@@ -129,10 +130,13 @@ def _status_failed(item: OrderItem, exc: ProviderError, owner: str) -> Step:
 
 def _cancelled(item: OrderItem, owner: str) -> Step:
     now = timezone.now()
-    if not _owned(item, owner).update(
-        status=ItemStatus.CANCELLED, lease_owner="", lease_until=None, updated_at=now
-    ):
-        return Step.LOST
+    with transaction.atomic():
+        if not _owned(item, owner).update(
+            status=ItemStatus.CANCELLED, lease_owner="", lease_until=None,
+            updated_at=now,
+        ):
+            return Step.LOST
+        settle_finished_ids([item.pk])
     limits.release(item)
     refresh_order(item.order_id)
     return Step.CANCELLED

@@ -3,11 +3,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, F, Max, QuerySet, Sum
 
 from factory.models import ItemStatus, Order, OrderItem, OrderStatus
 from factory.production.queues import enqueue_items
+from factory.spending import reserve
 
 
 # OrderItem.cost's precision: SQLite sums decimals as floats.
@@ -53,21 +55,30 @@ def plan_retry(items: QuerySet | Iterable[int]) -> RetryPlan:
     )
 
 
-def retry_failed_items(items: QuerySet | Iterable[int]) -> list[OrderItem]:
+def retry_failed_items(
+    items: QuerySet | Iterable[int], user: AbstractBaseUser | None = None,
+) -> list[OrderItem]:
     """Create one pending attempt per failed item and queue it on commit.
 
     Each attempt copies the machine, field values, parameters, seed and
     estimated cost, points back through ``retry_of`` and takes the next
     free index of its order, which is reopened. Items already retried and
     items of cancelled orders are skipped, so a rerun queues nothing twice.
+    Their estimate is reserved as placing reserves it: a retry that would
+    cross a budget raises BudgetError and writes nothing.
     """
     wanted = retryable_items(items)
     with transaction.atomic():
         order_ids = sorted(set(wanted.values_list("order_id", flat=True)))
         # Locking the orders serialises retries, numbering and reruns.
-        list(Order.objects.select_for_update().filter(pk__in=order_ids))
+        orders = {o.pk: o for o in Order.objects.select_for_update()
+                  .select_related("machine").filter(pk__in=order_ids)}
         failed = list(wanted.order_by("order_id", "index"))
         attempts = _new_attempts(failed)
+        for order_id, order in orders.items():
+            added = [a for a in attempts if a.order_id == order_id]
+            reserve(order, sum((a.cost or Decimal(0) for a in added), Decimal(0)),
+                    len(added), user=user, note=f"retrying {len(added):,} item(s)")
         OrderItem.objects.bulk_create(attempts)
         _reopen(attempts)
         ids = [attempt.pk for attempt in attempts]

@@ -11,6 +11,7 @@ import socket
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from factory.models import FINISHED, EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits, progress
 from factory.production.queues import enqueue_cancel, enqueue_items
 from factory.providers import get_backend
+from factory.spending import settle_finished_ids
 from factory.providers.base import (
     ConfigurationError,
     OutcomeUnknownError,
@@ -205,10 +207,14 @@ def fail_item(item: OrderItem, message: str) -> None:
     Conditional, so a cancel that landed first is not overwritten.
     """
     now = timezone.now()
-    updated = OrderItem.objects.filter(pk=item.pk).exclude(status__in=FINISHED).update(
-        status=ItemStatus.FAILED, last_error=message[:4000], completed_at=now,
-        lease_owner="", lease_until=None, updated_at=now,
-    )
+    with transaction.atomic():
+        updated = OrderItem.objects.filter(pk=item.pk).exclude(
+            status__in=FINISHED).update(
+            status=ItemStatus.FAILED, last_error=message[:4000], completed_at=now,
+            lease_owner="", lease_until=None, updated_at=now,
+        )
+        if updated:
+            settle_finished_ids([item.pk])
     if updated:
         item.status, item.last_error = ItemStatus.FAILED, message[:4000]
         ItemEvent.objects.record(item.pk, EventKind.FAILED, message)

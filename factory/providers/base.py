@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 from typing import Any, Protocol
 
@@ -138,6 +139,50 @@ def classify(
     return PermanentError(message)
 
 
+@dataclass(frozen=True)
+class Price:
+    """A machine's catalog price: ``amount`` per ``unit`` in ``currency``."""
+
+    amount: Decimal
+    unit: str
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one finished request cost, as far as the provider tells.
+
+    ``reported`` is False when the provider said nothing the charge could
+    be read from: the estimate stands until reconciliation says otherwise.
+    """
+
+    units: Decimal
+    unit: str
+    unit_price: Decimal
+    reported: bool = True
+
+    @property
+    def amount(self) -> Decimal:
+        return (self.units * self.unit_price).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    """What a stored output measured: the basis of per-output billing."""
+
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+
+
+def seconds_metric(outputs: list[RemoteOutput], key: str) -> Decimal | None:
+    """A non-negative number of seconds from the first output's metrics."""
+    value = outputs[0].metrics.get(key) if outputs else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return Decimal(str(value))
+
+
 class ProviderBackend:
     """One hosted provider. Subclasses set ``slug`` and override the methods.
 
@@ -174,3 +219,37 @@ class ProviderBackend:
     ) -> str | None:
         """The request id of an earlier submission of ``params``, if any."""
         raise NotImplementedError("ProviderBackend.find")
+
+    def compute_seconds(self, outputs: list[RemoteOutput]) -> Decimal | None:
+        """Billed compute time of a request, where the provider reports it."""
+        return None
+
+    def charge(
+        self, price: Price, outputs: list[RemoteOutput], stored: list[OutputFacts],
+    ) -> Charge:
+        """What a completed request was billed, from what came back.
+
+        The default is the per-output rule most providers follow: the
+        catalog unit counted on the outputs actually stored (their number,
+        measured megapixels or seconds), or the compute time the provider
+        reported. A unit the answer cannot measure is not reported.
+        """
+        unit, each = price.unit, Decimal(price.amount)
+        if unit == "request":
+            return Charge(Decimal(1), unit, each)
+        if unit == "output":
+            return Charge(Decimal(len(stored)), unit, each)
+        if unit == "megapixel":
+            sizes = [(f.width, f.height) for f in stored]
+            if stored and all(w and h for w, h in sizes):
+                mp = sum(Decimal(w * h) for w, h in sizes) / Decimal(1_000_000)
+                return Charge(mp, unit, each)
+        elif unit == "second":
+            lengths = [f.duration for f in stored]
+            if stored and all(lengths):
+                return Charge(sum(Decimal(str(d)) for d in lengths), unit, each)
+        elif unit == "compute_second":
+            seconds = self.compute_seconds(outputs)
+            if seconds is not None:
+                return Charge(seconds, unit, each)
+        return Charge(Decimal(0), unit, each, reported=False)

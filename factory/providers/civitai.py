@@ -13,6 +13,7 @@ import json
 import mimetypes
 import re
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -20,10 +21,13 @@ from django.conf import settings
 
 from factory.providers import base
 from factory.providers.base import (
+    Charge,
     ConfigurationError,
     MachineSpec,
+    OutputFacts,
     OutcomeUnknownError,
     PermanentError,
+    Price,
     ProviderBackend,
     ProviderError,
     RemoteOutput,
@@ -77,10 +81,23 @@ def workflow_body(
     body.update({k: params[k] for k in WORKFLOW_FIELDS if k in params})
     return body
 
+# Buzz in USD: Civitai sells 1,000 Buzz for 1 USD (civitai.com/pricing).
+BUZZ_PRICE = Decimal("0.001")
 
 class CivitaiBackend(ProviderBackend):
     slug = "civitai"
     key_setting = "CIVITAI_API_TOKEN"
+
+    def charge(
+        self, price: Price, outputs: list[RemoteOutput], stored: list[OutputFacts],
+    ) -> Charge:
+        """A workflow reports its ``cost.total`` in Buzz, bought at
+        ``BUZZ_PRICE`` each; without it the per-output rule applies."""
+        buzz = next((o.metrics["cost_buzz"] for o in outputs
+                     if isinstance(o.metrics.get("cost_buzz"), (int, float))), None)
+        if buzz is None:
+            return super().charge(price, outputs, stored)
+        return Charge(Decimal(str(buzz)), "buzz", BUZZ_PRICE)
 
     def __init__(self, timeout: httpx.Timeout | float | None = None) -> None:
         if not isinstance(timeout, httpx.Timeout):

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import redis
@@ -17,8 +18,11 @@ from django.conf import settings
 
 from factory.providers import demo_art
 from factory.providers.base import (
+    Charge,
     MachineSpec,
+    OutputFacts,
     PermanentError,
+    Price,
     ProviderBackend,
     RemoteOutput,
     RemoteState,
@@ -44,6 +48,12 @@ def fingerprint(endpoint: str, params: dict[str, Any]) -> str:
 
 class DemoBackend(ProviderBackend):
     slug = "demo"
+
+    def charge(
+        self, price: Price, outputs: list[RemoteOutput], stored: list[OutputFacts],
+    ) -> Charge:
+        """The demo provider runs here and bills nothing."""
+        return Charge(Decimal(0), price.unit, Decimal(0))
 
     def __init__(self) -> None:
         self.redis = _client(settings.REDIS_URL)

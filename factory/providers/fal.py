@@ -21,6 +21,7 @@ attempt is enough. ``find`` reads fal's request listing at FAL_API_URL.
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from dataclasses import replace
 from typing import Any
@@ -42,6 +43,7 @@ from factory.providers.base import (
     TransientError,
     aware,
     parse_time,
+    seconds_metric,
 )
 from factory.providers.fal_answers import (
     classify,
@@ -78,6 +80,11 @@ def read_timeout() -> httpx.Timeout:
 class FalBackend(ProviderBackend):
     slug = "fal"
     key_setting = "FAL_KEY"
+
+    def compute_seconds(self, outputs: list[RemoteOutput]) -> Decimal | None:
+        """Models without a fixed price bill GPU time: the status's
+        ``metrics.inference_time``."""
+        return seconds_metric(outputs, "inference_time")
 
     def _key(self) -> str:
         key = getattr(settings, "FAL_KEY", "")

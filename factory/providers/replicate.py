@@ -17,6 +17,7 @@ import json
 import re
 import threading
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Callable, TypeVar
 
 import httpx
@@ -36,6 +37,7 @@ from factory.providers.base import (
     aware,
     parse_retry_after,
     parse_time,
+    seconds_metric,
 )
 from factory.providers.replicate_answers import (
     canonical,
@@ -91,6 +93,10 @@ class OneAttemptTransport(httpx.HTTPTransport):
 class ReplicateBackend(ProviderBackend):
     slug = "replicate"
     key_setting = "REPLICATE_API_TOKEN"
+
+    def compute_seconds(self, outputs: list[RemoteOutput]) -> Decimal | None:
+        """Models billed by hardware time: ``metrics.predict_time``."""
+        return seconds_metric(outputs, "predict_time")
 
     def __init__(self, timeout: httpx.Timeout | float | None = None) -> None:
         limits = timeout if isinstance(timeout, httpx.Timeout) else None

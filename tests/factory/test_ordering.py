@@ -3,9 +3,12 @@ from decimal import Decimal
 
 import pytest
 
-from factory.models import FactoryMachine, Order, OrderItem, OrderStatus, Project, SeedStrategy
+from factory.models import (
+    FactoryMachine, Order, OrderItem, OrderStatus, Project, SeedStrategy, SpendEntry,
+)
 from factory.ordering import place_order, plan_order
 from factory.parameters.schema import ParameterError
+from factory.spending import BudgetError
 
 
 def _order(slug: str = "demo-image", **fields) -> Order:
@@ -70,9 +73,13 @@ def test_huge_sweep_is_refused_by_the_ceiling_before_building(catalog, settings)
 def test_order_over_budget_is_not_placed(catalog):
     project = Project.objects.create(name="Tight", budget=Decimal("0.05"))
     order = _order(slug="fal-flux-dev", project=project, runs=3)
-    with pytest.raises(ParameterError, match="over its budget"):
+    with pytest.raises(BudgetError) as refused:
         place_order(order)
+    assert str(refused.value) == (
+        "over the budget of project Tight: budget 0.05 USD, committed 0.00 USD, "
+        "this order 0.0591 USD, which is 0.0091 USD too much; 0.05 USD is left")
     assert OrderItem.objects.count() == 0
+    assert not SpendEntry.objects.exists()
 
 
 @pytest.mark.django_db

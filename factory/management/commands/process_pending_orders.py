@@ -2,13 +2,14 @@
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from factory.models import OrderItem, OrderStatus
 from factory.production.retry import retry_failed_items
 from factory.production.sweeper import requeue_lost_submits
+from factory.spending import BudgetError
 
 OPEN = (OrderStatus.PLACED, OrderStatus.RUNNING)
 
@@ -37,5 +38,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"{queued} pending items queued")
         if retry_failed:
-            retries = retry_failed_items(items)
+            try:
+                retries = retry_failed_items(items)
+            except BudgetError as exc:
+                raise CommandError(f"nothing was retried: {exc}") from None
             self.stdout.write(f"{len(retries)} failed items queued again as new attempts")
