@@ -71,7 +71,7 @@ def retry_failed_items(
     with transaction.atomic():
         order_ids = sorted(set(wanted.values_list("order_id", flat=True)))
         # Locking the orders serialises retries, numbering and reruns.
-        orders = {o.pk: o for o in Order.objects.select_for_update()
+        orders = {o.pk: o for o in Order.objects.select_for_update(of=("self",))
                   .select_related("machine").filter(pk__in=order_ids)}
         failed = list(wanted.order_by("order_id", "index"))
         attempts = _new_attempts(failed)
