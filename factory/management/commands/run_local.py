@@ -25,6 +25,8 @@ from factory.roles import ROLES_HINT
 
 # How long the web server and workers may take to start before we say so.
 WEB_WAIT_SECONDS = 120.0
+# Workers that take only collections, so slow submits never hold them up.
+COLLECTORS = 1
 
 
 def honcho_argv(procfile: Path, port: int, workers: int) -> list[str]:
@@ -34,7 +36,7 @@ def honcho_argv(procfile: Path, port: int, workers: int) -> list[str]:
         "--procfile", str(procfile),
         "--app-root", str(procfile.parent),
         "--port", str(port),
-        "--concurrency", f"worker={workers}",
+        "--concurrency", f"worker={workers},collector={COLLECTORS}",
     ]
 
 
@@ -90,7 +92,7 @@ def wait_until_up(
     web_up = False
     while process.poll() is None and time.monotonic() < deadline:
         web_up = web_up or web_answers(url)
-        if web_up and workers_started_since(redis_url, since) >= workers:
+        if web_up and workers_started_since(redis_url, since) >= workers + COLLECTORS:
             return True
         time.sleep(0.25)
     return False

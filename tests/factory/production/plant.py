@@ -138,6 +138,7 @@ class Crew:
     foremen: dict[str, subprocess.Popen] = field(default_factory=dict)
     restarts: int = 0
     _extra: dict[str, dict[str, str]] = field(default_factory=dict)
+    _commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def _spawn(self, name: str, command: list[str], extra: dict[str, str]):
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -148,11 +149,11 @@ class Crew:
                 stderr=subprocess.STDOUT,
             )
 
-    def start_worker(self, name: str, **extra: str) -> None:
+    def start_worker(self, name: str, *command: str, **extra: str) -> None:
+        """``rqworker`` on every queue unless ``command`` says otherwise."""
         self._extra[name] = extra
-        self.workers[name] = self._spawn(
-            name, ["rqworker", *QUEUES], extra
-        )
+        self._commands[name] = command or ("rqworker", *QUEUES)
+        self.workers[name] = self._spawn(name, list(self._commands[name]), extra)
 
     def start_foreman(self, name: str, *args: str, **extra: str) -> None:
         self.foremen[name] = self._spawn(
@@ -164,7 +165,7 @@ class Crew:
         for name, process in list(self.workers.items()):
             if process.poll() is not None:
                 self.restarts += 1
-                self.start_worker(name, **self._extra[name])
+                self.start_worker(name, *self._commands[name], **self._extra[name])
 
     def log(self, name: str, tail: int = 4000) -> str:
         path = self.logs / f"{name}.log"

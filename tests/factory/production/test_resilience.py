@@ -182,6 +182,54 @@ def test_an_order_survives_a_redis_outage_without_duplicates(
           f"{crew.restarts} worker restarts")
 
 
+OUTAGE_SECONDS = 30
+
+
+@pytest.mark.once
+def test_the_shipped_processes_ride_out_a_30_second_redis_outage(
+    catalog, lead, fal, settings, media_root, tmp_path
+):
+    """Redis stops for 30 s while an order is in flight: the Procfile's
+    worker and collector (`run_worker`) and the foreman wait and reconnect
+    instead of exiting, nobody restarts them, and the order completes with
+    one submission per item."""
+    server = PrivateRedis(tmp_path / "redis", appendonly=True).start()
+    use_redis(settings, server.url)
+    Provider.objects.filter(slug="fal").update(concurrency_limit=2)
+    env = {**worker_env(media_root), **fal.env(), **QUICK, "FOREMAN_CLAIM_SECONDS": "5"}
+    crew = Crew(env, tmp_path / "logs")
+    key = fal.key_of("worker")
+    try:
+        order = place_fal(lead, runs=3)
+        crew.start_worker("worker", "run_worker", "--max-wait", "4", FAL_KEY=key)
+        crew.start_worker("collector", "run_worker", "--max-wait", "4",
+                          "--queues", "collect", "default", FAL_KEY=key)
+        crew.start_foreman("foreman-a", "--max-seconds", "200",
+                           FAL_KEY=fal.key_of("foreman-a"))
+        deadline = time.monotonic() + 60
+        while not order.items.filter(status__in=[
+                ItemStatus.SUBMITTED, ItemStatus.COLLECTING]).exists():
+            assert time.monotonic() < deadline, crew.log("worker")
+            time.sleep(0.1)
+        server.shutdown()
+        time.sleep(OUTAGE_SECONDS)
+        alive = {name: p.poll() is None
+                 for name, p in {**crew.workers, **crew.foremen}.items()}
+        server.start()
+        seconds = run_until_done(crew, order.items.all(), 120)
+        exits = wait_for_exit(crew)
+    finally:
+        crew.stop()
+        server.kill()
+    assert alive == {"worker": True, "collector": True, "foreman-a": True}, (
+        crew.log("worker") + crew.log("foreman-a"))
+    assert crew.restarts == 0, crew.log("worker") + crew.log("collector")
+    assert "Redis is unreachable" in crew.log("worker", tail=100_000)
+    assert exits == {"foreman-a": 0}, crew.log("foreman-a")
+    assert_each_item_done_once(order, fal)
+    print(f"done {seconds:.1f}s after Redis came back")
+
+
 @pytest.mark.slow
 @pytest.mark.once
 def test_two_workers_and_two_foremen_handle_each_of_200_items_once(
