@@ -230,6 +230,53 @@ def test_the_shipped_processes_ride_out_a_30_second_redis_outage(
     print(f"done {seconds:.1f}s after Redis came back")
 
 
+SLOW_SUBMIT_SECONDS = 20
+
+
+@pytest.mark.once
+def test_a_slow_submit_does_not_hold_up_a_finished_collection(
+    catalog, lead, fal, redis_db, media_root, tmp_path
+):
+    """One worker and the collector, as the Procfile runs them: while the
+    worker waits 20 s on a slow submit, the other item's finished
+    generation is downloaded by the collector within seconds."""
+    Provider.objects.filter(slug="fal").update(concurrency_limit=2)
+    fal.faults.push("submit", Fault("delay", seconds=0),
+                    Fault("delay", seconds=SLOW_SUBMIT_SECONDS))
+    env = {**worker_env(media_root), **fal.env(), **QUICK}
+    crew = Crew(env, tmp_path / "logs")
+    key = fal.key_of("worker")
+    seen: dict[int, float] = {}
+    try:
+        order = place_fal(lead, runs=1)
+        crew.start_worker("worker", "run_worker", FAL_KEY=key)
+        crew.start_worker("collector", "run_worker", "--queues", "collect", "default",
+                          FAL_KEY=key)
+        crew.start_foreman("foreman-a", "--max-seconds", "120",
+                           FAL_KEY=fal.key_of("foreman-a"))
+        deadline = time.monotonic() + SLOW_SUBMIT_SECONDS + 40
+        first = None
+        while first is None or first.status != ItemStatus.COMPLETED:
+            assert time.monotonic() < deadline, crew.log("collector")
+            for item in order.items.all():
+                if item.status in (ItemStatus.COLLECTING, ItemStatus.COMPLETED):
+                    seen.setdefault(item.pk, time.monotonic())
+            if seen and first is None:
+                first = order.items.get(pk=min(seen, key=seen.get))
+            elif first is not None:
+                first.refresh_from_db()
+            time.sleep(0.05)
+        waited = time.monotonic() - seen[first.pk]
+        other = order.items.exclude(pk=first.pk).get()
+        run_until_done(crew, order.items.all(), SLOW_SUBMIT_SECONDS + 60)
+    finally:
+        crew.stop()
+    assert other.status == ItemStatus.SUBMITTING, "the slow submit was not under way"
+    assert waited < 8, f"the collection waited {waited:.1f}s behind a slow submit"
+    print(f"collected {waited:.1f}s after the generation finished, while a "
+          f"{SLOW_SUBMIT_SECONDS}s submit held the worker")
+
+
 @pytest.mark.slow
 @pytest.mark.once
 def test_two_workers_and_two_foremen_handle_each_of_200_items_once(
