@@ -33,8 +33,6 @@ from factory.media.addresses import DownloadError, RefusedURLError, Target, vet
 from factory.media.inspect import STORED_TYPES
 
 MAX_REDIRECTS = 5
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
-DEFAULT_TIMEOUT_SECONDS = 120.0
 HEADERS = {"User-Agent": "ArtFactory-collector/1", "Accept-Encoding": "identity"}
 
 
@@ -61,12 +59,10 @@ def fetch_output(url: str) -> bytes:
     """Download ``url`` under the DOWNLOAD_* settings."""
     return download(
         url,
-        max_bytes=int(getattr(settings, "DOWNLOAD_MAX_BYTES", DEFAULT_MAX_BYTES)),
-        timeout=float(
-            getattr(settings, "DOWNLOAD_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
-        ),
-        allow_http=bool(getattr(settings, "DOWNLOAD_ALLOW_HTTP", False)),
-        allowed_private=set(getattr(settings, "DOWNLOAD_ALLOWED_PRIVATE_HOSTS", ())),
+        max_bytes=int(settings.DOWNLOAD_MAX_BYTES),
+        timeout=float(settings.DOWNLOAD_TIMEOUT_SECONDS),
+        allow_http=bool(settings.DOWNLOAD_ALLOW_HTTP),
+        allowed_private=set(settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS),
     )
 
 

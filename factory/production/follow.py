@@ -49,7 +49,7 @@ class Step(str, enum.Enum):
 
 def collect_lease() -> timedelta:
     """Time for a worker to pick up and finish a collection."""
-    return timedelta(seconds=getattr(settings, "PRODUCTION_COLLECT_LEASE_SECONDS", 900))
+    return timedelta(seconds=settings.PRODUCTION_COLLECT_LEASE_SECONDS)
 
 
 def _status(backend: ProviderBackend, item: OrderItem) -> Outcome:

@@ -36,17 +36,17 @@ class Tuning:
     """How often and how much a foreman polls; defaults from settings."""
 
     tick_seconds: float = field(
-        default_factory=lambda: getattr(settings, "FOREMAN_TICK_SECONDS", 1.0))
+        default_factory=lambda: settings.FOREMAN_TICK_SECONDS)
     poll_seconds: float = field(
-        default_factory=lambda: getattr(settings, "FOREMAN_POLL_SECONDS", 2.0))
+        default_factory=lambda: settings.FOREMAN_POLL_SECONDS)
     batch_size: int = field(
-        default_factory=lambda: getattr(settings, "FOREMAN_BATCH_SIZE", 100))
+        default_factory=lambda: settings.FOREMAN_BATCH_SIZE)
     sweep_every: int = field(
-        default_factory=lambda: getattr(settings, "FOREMAN_SWEEP_EVERY", 10))
+        default_factory=lambda: settings.FOREMAN_SWEEP_EVERY)
     threads: int = field(
-        default_factory=lambda: getattr(settings, "FOREMAN_POLL_THREADS", 8))
+        default_factory=lambda: settings.FOREMAN_POLL_THREADS)
     claim_seconds: float = field(
-        default_factory=lambda: getattr(settings, "FOREMAN_CLAIM_SECONDS", 60.0))
+        default_factory=lambda: settings.FOREMAN_CLAIM_SECONDS)
 
 
 @dataclass

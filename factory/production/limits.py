@@ -117,7 +117,7 @@ def connection() -> Redis:
 
 def slot_seconds() -> float:
     """How long a slot lives without being renewed."""
-    return float(getattr(settings, "PRODUCTION_SLOT_SECONDS", 900))
+    return float(settings.PRODUCTION_SLOT_SECONDS)
 
 
 def provider_scope(provider: Provider) -> Scope:

@@ -72,7 +72,7 @@ def enqueue_collect(item_id: int) -> None:
 def collect_timeout() -> int:
     """Seconds a collect job may run: never past the lease it takes, so
     when the lease runs out the job has ended one way or another."""
-    lease = float(getattr(settings, "PRODUCTION_COLLECT_LEASE_SECONDS", 900))
+    lease = float(settings.PRODUCTION_COLLECT_LEASE_SECONDS)
     return max(1, min(COLLECT_TIMEOUT_SECONDS, math.floor(lease)))
 
 

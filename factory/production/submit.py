@@ -28,7 +28,6 @@ from factory.providers.base import (
 )
 
 log = logging.getLogger(__name__)
-RETRY_DELAYS = (5, 20, 60, 180)
 
 
 def worker_name() -> str:
@@ -43,12 +42,12 @@ def item_key(item: OrderItem) -> str:
 
 def submit_lease() -> timedelta:
     """Longer than any submit call may take; then the sweeper steps in."""
-    return timedelta(seconds=getattr(settings, "PRODUCTION_SUBMIT_LEASE_SECONDS", 600))
+    return timedelta(seconds=settings.PRODUCTION_SUBMIT_LEASE_SECONDS)
 
 
 def max_retries(provider_slug: str) -> int:
     """Transient submit failures an item survives, per provider."""
-    limits_by_slug = getattr(settings, "PRODUCTION_MAX_RETRIES", {})
+    limits_by_slug = settings.PRODUCTION_MAX_RETRIES
     return limits_by_slug.get(provider_slug, limits_by_slug.get("default", 4))
 
 
@@ -192,7 +191,7 @@ def _retry_later(item: OrderItem, exc: TransientError) -> None:
     if item.attempts > max_retries(provider):
         fail_item(item, f"gave up after {item.attempts} attempts: {exc}")
         return
-    delays = getattr(settings, "PRODUCTION_RETRY_DELAYS", RETRY_DELAYS)
+    delays = settings.PRODUCTION_RETRY_DELAYS
     delay = delays[min(item.attempts, len(delays)) - 1]
     log.info("item %s: transient error, retry in %ss: %s", item.pk, delay, exc)
     if return_to_pending(item, str(exc), delay):

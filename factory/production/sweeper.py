@@ -45,8 +45,8 @@ class SweepReport:
         return asdict(self)
 
 
-def _seconds(name: str, default: float) -> timedelta:
-    return timedelta(seconds=getattr(settings, name, default))
+def _seconds(name: str) -> timedelta:
+    return timedelta(seconds=getattr(settings, name))
 
 
 def _expired(now: datetime) -> Q:
@@ -73,7 +73,7 @@ def requeue_lost_submits(
 ) -> int:
     """Queue a submit job for pending ``items`` whose job was lost."""
     if grace is None:
-        grace = _seconds("PRODUCTION_PENDING_GRACE_SECONDS", 30)
+        grace = _seconds("PRODUCTION_PENDING_GRACE_SECONDS")
     items = OrderItem.objects.all() if items is None else items
     # The grace covers the moment between a commit and its enqueue.
     # An item with a due time is the foreman's to queue when it comes.
@@ -162,7 +162,7 @@ def _find(item: OrderItem, now: datetime) -> str:
 
 def _resubmit_after_grace(item: OrderItem, unchanged: QuerySet, now: datetime) -> str:
     # Providers list new requests late, so "not found" means little at first.
-    grace = _seconds("PRODUCTION_UNKNOWN_GRACE_SECONDS", 600)
+    grace = _seconds("PRODUCTION_UNKNOWN_GRACE_SECONDS")
     if now - item.updated_at < grace:
         unchanged.update(lease_until=now + min(grace, timedelta(seconds=30)))
         return "later"

@@ -74,7 +74,7 @@ def _read_client() -> httpx.Client:
 
 def read_timeout() -> httpx.Timeout:
     """The bound on each status, result and cancel call."""
-    return httpx.Timeout(float(getattr(settings, "PROVIDER_READ_TIMEOUT_SECONDS", 20)))
+    return httpx.Timeout(float(settings.PROVIDER_READ_TIMEOUT_SECONDS))
 
 
 class FalBackend(ProviderBackend):
@@ -87,7 +87,7 @@ class FalBackend(ProviderBackend):
         return seconds_metric(outputs, "inference_time")
 
     def _key(self) -> str:
-        key = getattr(settings, "FAL_KEY", "")
+        key = settings.FAL_KEY
         if not key:
             raise ConfigurationError("FAL_KEY is not set")
         if not (key.isascii() and key.isprintable()):
@@ -106,7 +106,7 @@ class FalBackend(ProviderBackend):
         key, endpoint = self._key(), machine.endpoint_id
         url = settings.FAL_QUEUE_URL.rstrip("/") + "/" + endpoint
         hook = webhook_url("fal")
-        seconds = float(getattr(settings, "FAL_SUBMIT_TIMEOUT", 120))
+        seconds = float(settings.FAL_SUBMIT_TIMEOUT)
         timeout = httpx.Timeout(seconds, connect=min(seconds, 30.0))
         try:
             with httpx.Client(timeout=timeout) as client:
@@ -228,7 +228,7 @@ class FalBackend(ProviderBackend):
     def _listing(self, endpoint: str, start: datetime) -> Iterator[dict[str, Any]]:
         """Every item of fal's request listing for ``endpoint`` since ``start``."""
         key = self._key()
-        url = (getattr(settings, "FAL_API_URL", "https://api.fal.ai").rstrip("/")
+        url = (settings.FAL_API_URL.rstrip("/")
                + "/v1/models/requests/by-endpoint")
         query = {"endpoint_id": endpoint, "expand": "payloads",
                  "start": start.isoformat(), "limit": FIND_PAGE_SIZE}

@@ -63,7 +63,7 @@ UNREADABLE = (UnreadableReply, json.JSONDecodeError)
 
 def read_timeout() -> httpx.Timeout:
     """The bound on each GET: status, result, list and version reads."""
-    seconds = float(getattr(settings, "PROVIDER_READ_TIMEOUT_SECONDS", 20))
+    seconds = float(settings.PROVIDER_READ_TIMEOUT_SECONDS)
     return httpx.Timeout(seconds, connect=min(seconds, DEFAULT_TIMEOUT.connect))
 
 

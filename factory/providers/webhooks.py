@@ -31,7 +31,7 @@ def webhook_url(provider: str) -> str:
 
     Off unless ``WEBHOOK_BASE_URL`` names where providers reach this server.
     """
-    base = getattr(settings, "WEBHOOK_BASE_URL", "")
+    base = settings.WEBHOOK_BASE_URL
     if not base:
         return ""
     return base.rstrip("/") + reverse(f"webhook-{provider}")
@@ -128,7 +128,7 @@ def _check_fal_replay(request_id: str, seen: Seen) -> None:
 def _fal_keys(keys: FalKeys) -> list[bytes]:
     """Raw 32-byte Ed25519 public keys from any accepted key set form."""
     if keys is None:
-        keys = getattr(settings, "FAL_WEBHOOK_KEYS", None)
+        keys = settings.FAL_WEBHOOK_KEYS
     if isinstance(keys, Mapping):
         keys = keys.get("keys", [keys])
     elif isinstance(keys, (str, bytes)):

@@ -48,3 +48,18 @@ def test_defaults_start_cleanly():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", "False"]
+
+
+def test_setting_defaults_live_only_in_settings():
+    """Code reads ``settings.NAME``; no call site repeats a default of its own."""
+    import re
+
+    repeated = re.compile(r'getattr\(settings, "[A-Z_]+", ')
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for package in ("artfactory", "factory", "admin_ext")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if repeated.search(line)
+    ]
+    assert found == []

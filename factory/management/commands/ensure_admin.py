@@ -8,13 +8,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-DEFAULT_USERNAME = "admin"
-
 
 def login_file() -> Path:
     """Where the generated login is kept; git-ignored, readable by its owner."""
-    default = Path(settings.BASE_DIR) / "var" / "admin-login.txt"
-    return Path(getattr(settings, "ADMIN_LOGIN_FILE", default))
+    return Path(settings.ADMIN_LOGIN_FILE)
 
 
 def read_login(path: Path) -> tuple[str, str]:
@@ -97,7 +94,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--username",
-            default=getattr(settings, "ADMIN_USERNAME", DEFAULT_USERNAME),
+            default=settings.ADMIN_USERNAME,
         )
         parser.add_argument(
             "--port", type=int, default=8000, help="port shown in the admin URL"

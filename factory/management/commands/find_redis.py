@@ -10,7 +10,7 @@ from factory.localredis import RedisUnavailable, choose_redis
 
 def var_dir() -> Path:
     """The project's local data directory."""
-    return Path(getattr(settings, "VAR_DIR", Path(settings.BASE_DIR) / "var"))
+    return Path(settings.VAR_DIR)
 
 
 class Command(BaseCommand):

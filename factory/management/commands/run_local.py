@@ -110,7 +110,7 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=2)
         parser.add_argument(
             "--username",
-            default=getattr(settings, "ADMIN_USERNAME", "admin"),
+            default=settings.ADMIN_USERNAME,
         )
         parser.add_argument(
             "--procfile", default="Procfile",
