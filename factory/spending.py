@@ -265,6 +265,20 @@ def settle_unbilled(
         SpendEntry.objects.bulk_create(entries, ignore_conflicts=True)
 
 
+def settle_cancelled_run(item: OrderItem, status: RemoteStatus) -> None:
+    """Charge a cancelled ``item`` for what its request was billed once the
+    provider stopped it; nothing while it still runs. Rerun-safe."""
+    if not status.is_final:
+        return
+    charge = unfinished_charge(item, status)
+    if charge is not None and charge.amount:
+        SpendEntry.objects.bulk_create([_entry(
+            item, SpendSource.PROVIDER, charge.amount, units=charge.units,
+            unit=charge.unit, unit_price=charge.unit_price,
+            note="billed for the time it ran before it was cancelled")],
+            ignore_conflicts=True)
+
+
 def settle_finished_ids(ids: list[int], charges: dict[int, Charge] | None = None) -> None:
     """``settle_unbilled`` for items given by id (one query to load them)."""
     if ids:

@@ -228,3 +228,39 @@ def test_fal_usage_listing_pages_and_filters_in_the_documented_shape(produced):
         == set(fal.charged())
     denied = httpx.get(url, headers={"Authorization": "Key inference-only-key"})
     assert denied.status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_prediction_cancelled_here_while_running_is_charged_its_time(
+        catalog, lead, fakes, redis_db, django_capture_on_commit_callbacks):
+    import django_rq
+    from rq import SimpleWorker
+
+    from factory.production.cancel import cancel_order
+
+    _, replicate = fakes
+    replicate.run_seconds, replicate.predict_seconds = 60, 4.0
+
+    def burst() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            django_rq.get_worker("submit", "collect", "default",
+                                 worker_class=SimpleWorker).work(burst=True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = place_order(Order.objects.create(
+            machine=FactoryMachine.objects.get(slug="replicate-sdxl"),
+            prompt="a lighthouse at dusk", runs=1, seed=1, created_by=lead))
+    burst()
+    item = order.items.get()
+    replicate._advance(item.request_id)  # it starts running
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_order(order)
+    burst()
+    item.refresh_from_db()
+    assert item.status == ItemStatus.CANCELLED
+    assert replicate.prediction(item.request_id)["status"] == "canceled"
+    charge = SpendEntry.objects.actual().get()
+    assert (charge.item_id, charge.source, charge.units, charge.amount) == (
+        item.pk, SpendSource.PROVIDER, Decimal("4"), Decimal("0.0039"))
+    assert rounded(replicate.charged().values()) == Decimal("0.0039")
+    assert reconcile("--provider", "replicate")[0] == 0

@@ -1,6 +1,8 @@
 """A fake fal.ai queue that fal-client accepts: submit, status, result, cancel.
 
-Also fal's request listing (``/v1/models/requests/by-endpoint``), a JWKS and
+Also fal's request listing (``/v1/models/requests/by-endpoint``), its billing
+records (``/v1/models/usage``, ``/v1/models/billing-events``, see
+``fal_billing``; ``charged()`` sums them per request), a JWKS and
 signed webhooks, delivered to the ``fal_webhook`` URL a submit named. Inputs are checked against the seed machines' schemas and
 refused in fal's 422 shape; each request moves IN_QUEUE → IN_PROGRESS →
 COMPLETED over ``polls_per_stage`` status polls (or ``seconds_per_stage``);
