@@ -26,7 +26,9 @@ from factory.models import (
 )
 from factory.models.spend import ACTUAL
 from factory.parameters.schema import ParameterError
-from factory.providers.base import Charge, OutputFacts, Price, RemoteOutput
+from factory.providers.base import (
+    Charge, OutputFacts, Price, RemoteOutput, RemoteStatus,
+)
 
 log = logging.getLogger(__name__)
 BUDGET_CURRENCY = "USD"
@@ -191,6 +193,17 @@ def actual_charge(item: OrderItem, outputs: list[RemoteOutput]) -> Charge:
     return backend.charge(price_of(item.machine), outputs, facts)
 
 
+def refused_charge(item: OrderItem, outputs: list[RemoteOutput]) -> Charge | None:
+    """What a completed request whose outputs were refused here was billed,
+    where the answer alone tells (no output was stored to measure)."""
+    from factory.providers import get_backend
+
+    backend = get_backend(item.machine.provider.slug)
+    charge = backend.charge(price_of(item.machine), outputs,
+                            [OutputFacts() for _ in outputs])
+    return charge if charge.reported else None
+
+
 def settle_completed(item: OrderItem, outputs: list[RemoteOutput]) -> None:
     """Complete ``item`` and write its actual charge and release, atomically.
 
@@ -217,23 +230,60 @@ def settle_completed(item: OrderItem, outputs: list[RemoteOutput]) -> None:
         enforce_caps(item.order.project_id)
 
 
-def settle_unbilled(items: Iterable[OrderItem]) -> None:
+def unfinished_charge(item: OrderItem, status: RemoteStatus) -> Charge | None:
+    """What the provider billed for ``item`` although it failed or was
+    cancelled (hardware time it ran), by its own rule; None for nothing."""
+    from factory.providers import get_backend
+
+    backend = get_backend(item.machine.provider.slug)
+    return backend.unfinished_charge(price_of(item.machine), status)
+
+
+def settle_unbilled(
+    items: Iterable[OrderItem], charges: dict[int, Charge] | None = None,
+) -> None:
     """Release the reservations of items that failed or were cancelled.
 
-    Failed and cancelled generations are not billed by any provider the
-    catalog uses (see docs/operations.md); reconciliation records a
-    correction if a provider says otherwise. Rerun-safe.
+    Most failed and cancelled generations are not billed (see
+    docs/operations.md); ``charges`` holds, per item id, what a provider
+    reported it billed anyway (Replicate's hardware time), written as the
+    item's actual charge. Reconciliation records a correction for anything
+    else a provider says it billed. Rerun-safe.
     """
-    releases = [e for e in map(_release, items) if e is not None]
-    if releases:
-        SpendEntry.objects.bulk_create(releases, ignore_conflicts=True)
+    charges = charges or {}
+    entries = []
+    for item in items:
+        charge = charges.get(item.pk)
+        if charge is not None and charge.amount:
+            entries.append(_entry(
+                item, SpendSource.PROVIDER, charge.amount, units=charge.units,
+                unit=charge.unit, unit_price=charge.unit_price,
+                note="billed by the provider although the item did not complete"))
+        entries.append(_release(item))
+    entries = [e for e in entries if e is not None]
+    if entries:
+        SpendEntry.objects.bulk_create(entries, ignore_conflicts=True)
 
 
-def settle_finished_ids(ids: list[int]) -> None:
+def settle_cancelled_run(item: OrderItem, status: RemoteStatus) -> None:
+    """Charge a cancelled ``item`` for what its request was billed once the
+    provider stopped it; nothing while it still runs. Rerun-safe."""
+    if not status.is_final:
+        return
+    charge = unfinished_charge(item, status)
+    if charge is not None and charge.amount:
+        SpendEntry.objects.bulk_create([_entry(
+            item, SpendSource.PROVIDER, charge.amount, units=charge.units,
+            unit=charge.unit, unit_price=charge.unit_price,
+            note="billed for the time it ran before it was cancelled")],
+            ignore_conflicts=True)
+
+
+def settle_finished_ids(ids: list[int], charges: dict[int, Charge] | None = None) -> None:
     """``settle_unbilled`` for items given by id (one query to load them)."""
     if ids:
         settle_unbilled(OrderItem.objects.filter(pk__in=ids).select_related(
-            "machine", "order"))
+            "machine__provider", "order"), charges)
 
 
 # ----------------------------------------------------------------------- caps

@@ -19,8 +19,8 @@ from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_cancel
 from factory.production.submit import item_key
 from factory.providers import get_backend
-from factory.spending import settle_finished_ids
-from factory.providers.base import ProviderError, TransientError
+from factory.spending import settle_cancelled_run, settle_finished_ids
+from factory.providers.base import ProviderBackend, ProviderError, TransientError
 
 log = logging.getLogger(__name__)
 OPEN_ORDERS = (OrderStatus.DRAFT, OrderStatus.PLACED, OrderStatus.RUNNING)
@@ -103,6 +103,8 @@ def cancel_at_provider(item_id: int) -> None:
     """Ask the provider to stop a cancelled item; transient errors raise.
 
     An item whose submission had an unknown outcome is looked up first.
+    What the provider then says it billed for the time the request ran
+    (Replicate's hardware time) is written as the item's actual charge.
     """
     item = OrderItem.objects.select_related("machine__provider").get(pk=item_id)
     if item.status != ItemStatus.CANCELLED:
@@ -114,6 +116,7 @@ def cancel_at_provider(item_id: int) -> None:
         )
         if request_id:
             backend.cancel(item.machine, request_id)
+            _charge_cancelled(item, backend, request_id)
     except TransientError:
         raise  # RQ retries the job
     except (ProviderError, NotImplementedError) as exc:
@@ -121,3 +124,16 @@ def cancel_at_provider(item_id: int) -> None:
         message = f"provider cancel failed: {exc}"
         OrderItem.objects.filter(pk=item.pk).update(last_error=message[:4000])
         ItemEvent.objects.record(item.pk, EventKind.CANCEL, message)
+
+
+def _charge_cancelled(item: OrderItem, backend: ProviderBackend, request_id: str) -> None:
+    """Write what the stopped request was billed; a status that cannot be
+    read now is left to reconciliation rather than cancelling again."""
+    try:
+        status = backend.status(item.machine, request_id)
+    except (ProviderError, NotImplementedError) as exc:
+        log.info("item %s: no status after cancel, charge left to "
+                 "reconciliation: %s", item.pk, exc)
+        return
+    item.request_id = item.request_id or request_id
+    settle_cancelled_run(item, status)

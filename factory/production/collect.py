@@ -29,7 +29,7 @@ from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_follow
 from factory.production.submit import fail_item
 from factory.providers import get_backend
-from factory.spending import settle_completed
+from factory.spending import refused_charge, settle_completed
 from factory.providers.base import ProviderError, RemoteOutput, TransientError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,9 @@ def collect_outputs(item: OrderItem) -> None:
     try:
         verified = verify_outputs(item, outputs)
     except MediaError as exc:
-        fail_item(item, str(exc))
+        # The provider finished, so it billed; only a unit the answer
+        # itself measures (outputs, run time) can be charged here.
+        fail_item(item, str(exc), refused_charge(item, outputs))
         return
     for index, output in verified.items():
         record_output(item, index, output)

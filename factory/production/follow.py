@@ -22,8 +22,9 @@ from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_collects
 from factory.production.submit import fail_item
 from factory.providers import get_backend
-from factory.spending import settle_finished_ids
+from factory.spending import settle_finished_ids, unfinished_charge
 from factory.providers.base import (
+    Charge,
     ConfigurationError,
     ProviderBackend,
     ProviderError,
@@ -104,10 +105,11 @@ def settle(item: OrderItem, outcome: Outcome, owner: str) -> Step:
     if outcome.state == RemoteState.FAILED:
         if not _owned(item, owner).exists():
             return Step.LOST
-        fail_item(item, outcome.error or "the provider reported a failure")
+        fail_item(item, outcome.error or "the provider reported a failure",
+                  unfinished_charge(item, outcome))
         return Step.FAILED
     if outcome.state == RemoteState.CANCELLED:
-        return _cancelled(item, owner)
+        return _cancelled(item, owner, unfinished_charge(item, outcome))
     return Step.RUNNING
 
 
@@ -128,7 +130,7 @@ def _status_failed(item: OrderItem, exc: ProviderError, owner: str) -> Step:
     return Step.WAITING if updated else Step.LOST
 
 
-def _cancelled(item: OrderItem, owner: str) -> Step:
+def _cancelled(item: OrderItem, owner: str, charge: Charge | None = None) -> Step:
     now = timezone.now()
     with transaction.atomic():
         if not _owned(item, owner).update(
@@ -136,7 +138,7 @@ def _cancelled(item: OrderItem, owner: str) -> Step:
             updated_at=now,
         ):
             return Step.LOST
-        settle_finished_ids([item.pk])
+        settle_finished_ids([item.pk], {item.pk: charge} if charge else None)
     limits.release(item)
     refresh_order(item.order_id)
     return Step.CANCELLED

@@ -21,6 +21,7 @@ from factory.production.queues import enqueue_cancel, enqueue_items
 from factory.providers import get_backend
 from factory.spending import settle_finished_ids
 from factory.providers.base import (
+    Charge,
     ConfigurationError,
     OutcomeUnknownError,
     PermanentError,
@@ -200,9 +201,10 @@ def _retry_later(item: OrderItem, exc: TransientError) -> None:
         )
 
 
-def fail_item(item: OrderItem, message: str) -> None:
+def fail_item(item: OrderItem, message: str, charge: Charge | None = None) -> None:
     """Fail the item with the provider's message and update its order.
 
+    ``charge`` is what the provider billed although it failed, if anything.
     Conditional, so a cancel that landed first is not overwritten.
     """
     now = timezone.now()
@@ -213,7 +215,7 @@ def fail_item(item: OrderItem, message: str) -> None:
             lease_owner="", lease_until=None, updated_at=now,
         )
         if updated:
-            settle_finished_ids([item.pk])
+            settle_finished_ids([item.pk], {item.pk: charge} if charge else None)
     if updated:
         item.status, item.last_error = ItemStatus.FAILED, message[:4000]
         ItemEvent.objects.record(item.pk, EventKind.FAILED, message)

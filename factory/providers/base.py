@@ -38,6 +38,7 @@ class RemoteStatus:
     queue_position: int | None = None
     logs: list[str] = field(default_factory=list)
     error: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_final(self) -> bool:
@@ -167,6 +168,22 @@ class Charge:
 
 
 @dataclass(frozen=True)
+class BilledRequest:
+    """One request as the provider's own billing records show it."""
+
+    request_id: str
+    amount: Decimal
+    currency: str = "USD"
+    units: Decimal = Decimal(0)
+    unit: str = ""
+    endpoint: str = ""
+
+
+class NoListingError(Exception):
+    """The provider offers no billing records to reconcile against."""
+
+
+@dataclass(frozen=True)
 class OutputFacts:
     """What a stored output measured: the basis of per-output billing."""
 
@@ -223,6 +240,24 @@ class ProviderBackend:
     def compute_seconds(self, outputs: list[RemoteOutput]) -> Decimal | None:
         """Billed compute time of a request, where the provider reports it."""
         return None
+
+    def unfinished_charge(self, price: Price, status: RemoteStatus) -> Charge | None:
+        """What a request that failed or was cancelled was billed, if anything.
+
+        The default: nothing, as providers billing per output do.
+        """
+        return None
+
+    def usage(
+        self, since: datetime, prices: dict[str, Price],
+    ) -> list[BilledRequest]:
+        """Every request the provider billed since ``since``, by its records.
+
+        ``prices`` maps endpoint ids to catalog prices, for providers whose
+        records give run times rather than amounts. Raises NoListingError
+        where the provider keeps no such records.
+        """
+        raise NoListingError(f"{self.slug or 'this provider'} lists no billing records")
 
     def charge(
         self, price: Price, outputs: list[RemoteOutput], stored: list[OutputFacts],

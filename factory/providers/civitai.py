@@ -21,9 +21,11 @@ from django.conf import settings
 
 from factory.providers import base
 from factory.providers.base import (
+    BilledRequest,
     Charge,
     ConfigurationError,
     MachineSpec,
+    NoListingError,
     OutputFacts,
     OutcomeUnknownError,
     PermanentError,
@@ -98,6 +100,11 @@ class CivitaiBackend(ProviderBackend):
         if buzz is None:
             return super().charge(price, outputs, stored)
         return Charge(Decimal(str(buzz)), "buzz", BUZZ_PRICE)
+
+    def usage(self, since: datetime, prices: dict[str, Price]) -> list[BilledRequest]:
+        raise NoListingError(
+            "Civitai has no listing of what it charged: the ledger takes each "
+            "workflow's own cost.total, so there is nothing to compare it with")
 
     def __init__(self, timeout: httpx.Timeout | float | None = None) -> None:
         if not isinstance(timeout, httpx.Timeout):

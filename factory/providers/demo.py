@@ -18,8 +18,10 @@ from django.conf import settings
 
 from factory.providers import demo_art
 from factory.providers.base import (
+    BilledRequest,
     Charge,
     MachineSpec,
+    NoListingError,
     OutputFacts,
     PermanentError,
     Price,
@@ -54,6 +56,9 @@ class DemoBackend(ProviderBackend):
     ) -> Charge:
         """The demo provider runs here and bills nothing."""
         return Charge(Decimal(0), price.unit, Decimal(0))
+
+    def usage(self, since: datetime, prices: dict[str, Price]) -> list[BilledRequest]:
+        raise NoListingError("demo bills nothing: there is nothing to reconcile")
 
     def __init__(self) -> None:
         self.redis = _client(settings.REDIS_URL)

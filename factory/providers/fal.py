@@ -32,10 +32,12 @@ from django.conf import settings
 from fal_client.client import USER_AGENT, AppId
 
 from factory.providers.base import (
+    BilledRequest,
     ConfigurationError,
     MachineSpec,
     OutcomeUnknownError,
     PermanentError,
+    Price,
     ProviderBackend,
     RemoteOutput,
     RemoteState,
@@ -63,6 +65,9 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
 FIND_CLOCK_SKEW = timedelta(minutes=2)
 FIND_PAGE_SIZE = 100
 FIND_MAX_PAGES = 20
+BILLING_PAGE_SIZE = 1000
+BILLING_MAX_PAGES = 100
+NANO_USD = Decimal("1e-9")
 UNFINISHED = (RemoteState.QUEUED, RemoteState.RUNNING)
 
 
@@ -245,3 +250,51 @@ class FalBackend(ProviderBackend):
                 if not (body.get("has_more") and body.get("next_cursor")):
                     return
                 query["cursor"] = body["next_cursor"]
+
+    # ------------------------------------------------------------ billing
+    def usage(self, since: datetime, prices: dict[str, Price]) -> list[BilledRequest]:
+        """fal's billing events since ``since``: one per billed request.
+
+        ``/v1/models/usage`` only sums units per endpoint and time bucket;
+        ``/v1/models/billing-events`` names each request, so that is what a
+        ledger keyed by request id is compared with. Needs a key with
+        billing read scope: an inference-only key is refused (403).
+        """
+        del prices  # fal states every amount itself
+        return [_billed(event) for event in self._platform_pages(
+            "/v1/models/billing-events", "billing_events", aware(since))]
+
+    def _platform_pages(self, path: str, field: str,
+                        start: datetime) -> Iterator[dict[str, Any]]:
+        """Every record of a cursor-paginated platform listing since ``start``."""
+        key = self._key()
+        url = getattr(settings, "FAL_API_URL", "https://api.fal.ai").rstrip("/") + path
+        query: dict[str, Any] = {"start": start.isoformat(), "limit": BILLING_PAGE_SIZE}
+        with httpx.Client(timeout=30.0) as client:
+            for _ in range(BILLING_MAX_PAGES):
+                with reading("billing", path, key):
+                    response = client.get(url, params=query, headers=self._headers(key))
+                    if not response.is_success:
+                        raise classify(response, "billing", path, key)
+                    body = response.json()
+                if not isinstance(body, dict) or not isinstance(body.get(field), list):
+                    raise TransientError(f"fal billing {path}: no {field} in the answer")
+                yield from body[field]
+                if not (body.get("has_more") and body.get("next_cursor")):
+                    return
+                query["cursor"] = body["next_cursor"]
+        raise TransientError(f"fal billing {path}: more than {BILLING_MAX_PAGES} pages")
+
+
+def _billed(event: dict[str, Any]) -> BilledRequest:
+    """One billing event: ``cost_estimate_nano_usd`` is the amount after
+    any discount, in billionths of a dollar."""
+    try:
+        amount = Decimal(str(event["cost_estimate_nano_usd"])) * NANO_USD
+        return BilledRequest(
+            request_id=str(event["request_id"]), amount=amount, currency="USD",
+            units=Decimal(str(event.get("output_units") or 0)),
+            endpoint=str(event.get("endpoint_id") or ""),
+        )
+    except (KeyError, ArithmeticError, ValueError) as exc:
+        raise TransientError(f"fal billing event unreadable: {event!r:.200}") from exc

@@ -26,10 +26,13 @@ from django.conf import settings
 from replicate.exceptions import ReplicateError
 
 from factory.providers.base import (
+    BilledRequest,
+    Charge,
     ConfigurationError,
     MachineSpec,
     OutcomeUnknownError,
     PermanentError,
+    Price,
     ProviderBackend,
     RemoteOutput,
     RemoteStatus,
@@ -57,6 +60,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MODEL_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 FIND_MAX_PAGES = 10
+USAGE_MAX_PAGES = 200
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 UNREADABLE = (UnreadableReply, json.JSONDecodeError)
 
@@ -97,6 +101,11 @@ class ReplicateBackend(ProviderBackend):
     def compute_seconds(self, outputs: list[RemoteOutput]) -> Decimal | None:
         """Models billed by hardware time: ``metrics.predict_time``."""
         return seconds_metric(outputs, "predict_time")
+
+    def unfinished_charge(self, price: Price, status: RemoteStatus) -> Charge | None:
+        """Hardware time is billed for every second a prediction ran, also
+        when it then failed or was cancelled; per-output prices bill none."""
+        return _time_charge(price, status.metrics)
 
     def __init__(self, timeout: httpx.Timeout | float | None = None) -> None:
         limits = timeout if isinstance(timeout, httpx.Timeout) else None
@@ -199,6 +208,30 @@ class ReplicateBackend(ProviderBackend):
                 break
         return found
 
+    def usage(self, since: datetime, prices: dict[str, Price]) -> list[BilledRequest]:
+        """Predictions since ``since`` that Replicate billed, priced by ``prices``.
+
+        Replicate lists no amounts: each prediction's charge follows from
+        its model's price, per output on success or ``metrics.predict_time``
+        seconds of hardware whatever the ending. Models missing from
+        ``prices`` are left out.
+        """
+        after, billed = aware(since), []
+        path: str | None = "/v1/predictions"
+        for _ in range(USAGE_MAX_PAGES):
+            page = self._call(self._raw_getter(path), "prediction list")
+            for entry in page.get("results", []):
+                created = parse_time(entry.get("created_at"))
+                if created is not None and created < after:
+                    return billed  # newest first: the rest is older
+                found = _billed(entry, prices.get(str(entry.get("model") or "")))
+                if found is not None:
+                    billed.append(found)
+            path = page.get("next")
+            if not path:
+                return billed
+        raise TransientError(f"replicate prediction list: over {USAGE_MAX_PAGES} pages")
+
     # ------------------------------------------------------------ helpers
     def _raw_getter(self, path: str) -> Callable[[], dict[str, Any]]:
         return lambda: self.client._request("GET", path).json()
@@ -222,3 +255,27 @@ class ReplicateBackend(ProviderBackend):
             raise TransientError(f"replicate {what}: {type(exc).__name__}") from None
         except UNREADABLE:
             raise TransientError(f"replicate {what}: unreadable answer") from None
+
+
+def _time_charge(price: Price, metrics: dict[str, Any]) -> Charge | None:
+    if price.unit != "compute_second":
+        return None
+    seconds = metrics.get("predict_time")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        return None
+    return Charge(Decimal(str(seconds)), price.unit, Decimal(price.amount))
+
+
+def _billed(entry: dict[str, Any], price: Price | None) -> BilledRequest | None:
+    """What one listed prediction was billed, by its model's price."""
+    if price is None or not entry.get("id"):
+        return None
+    charge = _time_charge(price, entry.get("metrics") or {})
+    if charge is None and price.unit == "output" and entry.get("status") == "succeeded":
+        output = entry.get("output")
+        count = len(output) if isinstance(output, list) else int(output is not None)
+        charge = Charge(Decimal(count), price.unit, Decimal(price.amount))
+    if charge is None or not charge.units:
+        return None
+    return BilledRequest(str(entry["id"]), charge.amount, price.currency,
+                         charge.units, charge.unit, str(entry.get("model") or ""))

@@ -48,7 +48,9 @@ def parse_status(data: dict[str, Any], request_id: str) -> RemoteStatus:
             f"{data.get('status')!r}"
         )
     logs = (data.get("logs") or "").splitlines()[-LOG_LINES:]
-    return RemoteStatus(state, logs=logs, error=_error_text(data, state))
+    metrics = data.get("metrics")
+    return RemoteStatus(state, logs=logs, error=_error_text(data, state),
+                        metrics=dict(metrics) if isinstance(metrics, dict) else {})
 
 
 def _error_text(data: dict[str, Any], state: RemoteState) -> str:

@@ -1,6 +1,8 @@
 """A fake fal.ai queue that fal-client accepts: submit, status, result, cancel.
 
-Also fal's request listing (``/v1/models/requests/by-endpoint``), a JWKS and
+Also fal's request listing (``/v1/models/requests/by-endpoint``), its billing
+records (``/v1/models/usage``, ``/v1/models/billing-events``, see
+``fal_billing``; ``charged()`` sums them per request), a JWKS and
 signed webhooks, delivered to the ``fal_webhook`` URL a submit named. Inputs are checked against the seed machines' schemas and
 refused in fal's 422 shape; each request moves IN_QUEUE → IN_PROGRESS →
 COMPLETED over ``polls_per_stage`` status polls (or ``seconds_per_stage``);
@@ -29,6 +31,7 @@ from PIL import Image
 
 from factory.providers import demo_art
 from tests.fakes.base import FakeProvider, Request, Response
+from tests.fakes.fal_billing import FalBilling
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "machines" / "fal.json"
 APP = (r"/(?P<owner>[^/]+)/(?P<app>[^/]+)(?P<sub>(?:/[^/]+)*?)"
@@ -55,6 +58,7 @@ FAILURES = {
         "loc": ["body", "prompt"], "type": "content_policy_violation",
         "msg": "The prompt was flagged by the content checker"}]}),
 }
+INFERENCE_SECONDS = 0.25
 HTML = b"<!doctype html><html><body><h1>Access denied</h1></body></html>"
 
 
@@ -81,9 +85,11 @@ class FakeFal(FakeProvider):
     """fal's queue on 127.0.0.1, with its own key, ledger and media."""
 
     def __init__(self, key: str = "test-key", polls_per_stage: int = 1,
-                 seconds_per_stage: float | None = None) -> None:
+                 seconds_per_stage: float | None = None,
+                 inference_key: str = "inference-only-key") -> None:
         super().__init__()
         self.key = key
+        self.billing = FalBilling(key, inference_key)
         self.polls_per_stage = polls_per_stage
         self.seconds_per_stage = seconds_per_stage
         self.output_fault: str | None = None
@@ -100,6 +106,10 @@ class FakeFal(FakeProvider):
         self._signing_key: Ed25519PrivateKey | None = None
         self.route("GET", r"/\.well-known/jwks\.json", "jwks", self._jwks)
         self.route("GET", r"/v1/models/requests/by-endpoint", "list", self._list)
+        self.route("GET", r"/v1/models/usage", "usage",
+                   lambda request, match: self.billing.usage(request, time.time()))
+        self.route("GET", r"/v1/models/billing-events", "billing-events",
+                   lambda request, match: self.billing.billing_events(request, time.time()))
         self.route("GET", APP + r"/status", "status", self._status)
         self.route("PUT", APP + r"/cancel", "cancel", self._cancel)
         self.route("GET", APP, "result", self._result)
@@ -123,6 +133,10 @@ class FakeFal(FakeProvider):
         if kind is not None and kind not in OUTPUT_FAULTS:
             raise ValueError(f"unknown output fault {kind!r}; known: {OUTPUT_FAULTS}")
         self.jobs[request_id].fault = kind
+
+    def charged(self) -> dict[str, Any]:
+        """{request_id: Decimal amount} of every request the fake billed."""
+        return self.billing.charged()
 
     def submissions(self) -> list[Request]:
         """Every POST that reached the submit route, accepted or not."""
@@ -205,7 +219,7 @@ class FakeFal(FakeProvider):
                              "level": "INFO", "source": "user",
                              "timestamp": _iso(time.time())}]
         if stage == "COMPLETED":
-            body["metrics"] = {"inference_time": 0.25}
+            body["metrics"] = {"inference_time": INFERENCE_SECONDS}
             body.update(self._error(job))
         return Response(200, body)
 
@@ -245,6 +259,10 @@ class FakeFal(FakeProvider):
             return Response(code, body, {"x-fal-request-id": job.request_id})
         if job.output is None:
             job.output = self._render(job)
+            # fal bills a successful request by what it served.
+            self.billing.bill(job.request_id, job.endpoint_id,
+                              self.machines[job.endpoint_id], job.output,
+                              INFERENCE_SECONDS, job.ended_at or time.time())
         return Response(200, job.output, {"x-fal-request-id": job.request_id})
 
     # ------------------------------------------------------------ media

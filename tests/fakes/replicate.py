@@ -7,6 +7,14 @@ advances one state per GET (starting → processing → succeeded, after
 at /files/. ``outcomes`` scripts how the next predictions end. A
 prediction created with ``webhook`` can have its completion call signed
 (Standard Webhooks, ``webhook_secret``) and delivered.
+
+``charged()`` is what Replicate would bill, by the seed machines' prices:
+official models per output of a succeeded prediction only; models priced
+by hardware time (``compute_second``) for ``metrics.predict_time``
+seconds, also when the prediction failed or was cancelled after it
+started, as https://replicate.com/docs/topics/billing says of public
+models ("you only pay for the time it's active processing your requests").
+``predict_seconds`` makes every prediction report that run time.
 """
 import base64
 import hashlib
@@ -19,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +55,8 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"fake-replicate-webhook-key-32b!!"
 class Outcome:
     """How the next created prediction ends.
 
-    kind: "ok"; "failed" (status failed with ``error``); "broken" (output
+    kind: "ok"; "failed" (status failed with ``error``); "canceled" (ends
+    canceled after running, as a deadline or the web UI does); "broken" (output
     bytes that decode as nothing); "oversized" (a real image padded to
     ``size`` bytes); "mislabeled" (PNG bytes named and typed as JPEG);
     "expiring" (output files answer 404 ``seconds`` after completion).
@@ -101,6 +111,7 @@ class FakeReplicate(ScriptedFake):
         self.predictions: dict[str, dict[str, Any]] = {}
         self.hidden: dict[str, dict[str, Any]] = {}
         self.expiry: dict[str, float] = {}
+        self.predict_seconds: float | None = None
         self._load(seeds)
         self.route("POST", MODEL + "/predictions", "create", self._create)
         self.route("POST", "/v1/predictions", "create", self._create)
@@ -117,7 +128,8 @@ class FakeReplicate(ScriptedFake):
             pinned = machine.get("version", "")
             version = pinned or hashlib.sha256(model.encode()).hexdigest()
             self.models[model] = {"schema": machine["input_schema"],
-                                  "official": not pinned, "version": version}
+                                  "official": not pinned, "version": version,
+                                  "price": machine["price"]}
             self.versions[version] = model
 
     # ------------------------------------------------------------ scripting
@@ -126,12 +138,41 @@ class FakeReplicate(ScriptedFake):
         with self.state_lock:
             self.forget(self.predictions, self.hidden, self.expiry)
             self.page_size = 100
+            self.predict_seconds = None
 
     def abort(self, prediction_id: str) -> None:
         """End a prediction as ``Cancel-After`` does: status ``aborted``."""
         with self.state_lock:
             self.predictions[prediction_id].update(
                 status="aborted", completed_at=_now())
+
+    def charged(self) -> dict[str, Decimal]:
+        """{prediction id: amount in USD} of every prediction Replicate bills."""
+        with self.state_lock:
+            records = [dict(p) for p in self.predictions.values()]
+        billed = {}
+        for record in records:
+            amount = self._bill(record)
+            if amount:
+                billed[record["id"]] = amount
+        return billed
+
+    def _bill(self, record: dict[str, Any]) -> Decimal:
+        price = self.models[record["model"]]["price"]
+        each = Decimal(price["amount"])
+        if price["unit"] == "compute_second":
+            ran = (record.get("metrics") or {}).get("predict_time")
+            return Decimal(str(ran)) * each if ran is not None else Decimal(0)
+        if record["status"] != "succeeded":
+            return Decimal(0)
+        output = record["output"]
+        return each * (len(output) if isinstance(output, list) else 1)
+
+    def _ran(self, hidden: dict[str, Any]) -> float:
+        """The run time a prediction reports."""
+        if self.predict_seconds is not None:
+            return self.predict_seconds
+        return round(time.monotonic() - hidden["born"], 3)
 
     def prediction(self, prediction_id: str) -> dict[str, Any]:
         with self.state_lock:
@@ -259,6 +300,8 @@ class FakeReplicate(ScriptedFake):
             record = self.predictions.get(match["id"])
             if record is None:
                 return NOT_FOUND
+            if record["status"] == "processing":  # it ran until now: billed
+                record["metrics"] = {"predict_time": self._ran(self.hidden[record["id"]])}
             if record["status"] in ("starting", "processing"):
                 record.update(status="canceled", completed_at=_now())
             return Response(200, dict(record))
@@ -327,7 +370,10 @@ class FakeReplicate(ScriptedFake):
     def _finish(self, record: dict[str, Any], hidden: dict[str, Any],
                 ran: float) -> None:
         outcome: Outcome = hidden["outcome"]
-        record.update(completed_at=_now(), metrics={"predict_time": round(ran, 3)})
+        record.update(completed_at=_now(), metrics={"predict_time": self._ran(hidden)})
+        if outcome.kind == "canceled":
+            record.update(status="canceled")
+            return
         if outcome.kind == "failed":
             record.update(status="failed", error=outcome.error,
                           logs=record["logs"] + outcome.error + "\n")
