@@ -268,7 +268,7 @@ class FalBackend(ProviderBackend):
                         start: datetime) -> Iterator[dict[str, Any]]:
         """Every record of a cursor-paginated platform listing since ``start``."""
         key = self._key()
-        url = getattr(settings, "FAL_API_URL", "https://api.fal.ai").rstrip("/") + path
+        url = settings.FAL_API_URL.rstrip("/") + path
         query: dict[str, Any] = {"start": start.isoformat(), "limit": BILLING_PAGE_SIZE}
         with httpx.Client(timeout=30.0) as client:
             for _ in range(BILLING_MAX_PAGES):
