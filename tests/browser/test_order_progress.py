@@ -56,7 +56,9 @@ def test_order_page_shows_progress_and_thumbnails_without_a_reload(
     page.goto(f"{live_server.url}/admin/factory/order/{order.pk}/change/")
     page.evaluate("window.__marker = 1")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_function(f"() => {THUMBS}.length >= 1 && {PERCENT} !== '100 %'")
+    # The live worker may take a while to start on a busy machine.
+    page.wait_for_function(f"() => {THUMBS}.length >= 1 && {PERCENT} !== '100 %'",
+                           timeout=60_000)
     page.screenshot(path=str(SCREENSHOTS / "order-progress-running.png"))
 
     page.wait_for_function(f"() => {PERCENT} === '100 %'", timeout=60_000)
