@@ -13,7 +13,7 @@ UNFOLD = {
         "admin_ext.assets.order_form_css", "admin_ext.assets.editors_css",
         "admin_ext.assets.progress_css", "admin_ext.assets.machines_css",
         "admin_ext.assets.inventory_css", "admin_ext.assets.panel_css",
-        "admin_ext.assets.compare_css",
+        "admin_ext.assets.compare_css", "admin_ext.assets.spend_css",
     ],
     "SCRIPTS": [
         "admin_ext.assets.editors_js", "admin_ext.assets.picker_js",

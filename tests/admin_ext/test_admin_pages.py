@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
 
-from factory.models import Product, Project, Tag, Template, Wildcard
+from factory.models import MonthlyCap, Product, Project, Tag, Template, Wildcard
 
 
 @pytest.fixture
@@ -19,6 +19,7 @@ def everything(demo_order, lead):
     Template.objects.create(name="Harbour", machine=demo_order.machine,
                             prompt="a harbour")
     Wildcard.objects.create(name="colors/warm", values=["amber", "coral"])
+    MonthlyCap.objects.create(amount=100)
     return demo_order
 
 
