@@ -21,7 +21,7 @@ from admin_ext.data.admin import DataAdminMixin
 from admin_ext.data.resources import SpendEntryResource
 from admin_ext.paging import EstimatedCountMixin
 from factory import spend_reports
-from factory.models import MonthlyCap, SpendEntry
+from factory.models import FactoryMachine, MonthlyCap, SpendEntry
 from factory.models.spend import ACTUAL
 from factory.spending import month_balance, month_start
 
@@ -31,6 +31,17 @@ PERIODS = {
     "30d": ("Last 30 days", lambda now: now - timedelta(days=30)),
     "all": ("All time", lambda now: None),
 }
+
+
+def _nowrap(text: str) -> str:
+    return format_html('<span class="whitespace-nowrap">{}</span>', text)
+
+
+class MachineDropdownFilter(RelatedDropdownFilter):
+    """Machines by name, read in one query (their labels name no provider)."""
+
+    def field_choices(self, field, request, model_admin):
+        return list(FactoryMachine.objects.order_by("name").values_list("pk", "name"))
 
 
 def ledger_totals(queryset) -> list[dict[str, Any]]:
@@ -49,12 +60,14 @@ class SpendEntryAdmin(EstimatedCountMixin, DataAdminMixin, ModelAdmin):
 
     resource_classes = [SpendEntryResource]
     list_display = [
-        "created_at", "source_label", "project", "order_link", "item_link", "machine",
-        "provider", "user", "request_id", "units_label", "unit_price", "amount_label",
+        # The amount first after what it is: it must not scroll out of view.
+        "time_label", "source_label", "amount_label", "project", "order_link", "item_link",
+        "machine_label", "provider_label", "user", "request_id", "units_label",
+        "unit_price_label",
     ]
-    list_select_related = ["project", "order", "machine", "provider", "user"]
+    list_select_related = ["project", "order", "machine__provider", "provider", "user"]
     list_filter = [
-        ("project", RelatedDropdownFilter), ("machine", RelatedDropdownFilter),
+        ("project", RelatedDropdownFilter), ("machine", MachineDropdownFilter),
         ("provider", RelatedDropdownFilter), ("user", RelatedDropdownFilter),
         ("source", ChoicesDropdownFilter), ("created_at", RangeDateFilter),
     ]
@@ -98,6 +111,23 @@ class SpendEntryAdmin(EstimatedCountMixin, DataAdminMixin, ModelAdmin):
                     "admin:factory_spendentry_report")
         return response
 
+    @display(description="Time (UTC)", ordering="created_at")
+    def time_label(self, obj: SpendEntry) -> str:
+        return _nowrap(f"{timezone.localtime(obj.created_at):%Y-%m-%d %H:%M:%S}")
+
+    @display(description="Machine", ordering="machine__name")
+    def machine_label(self, obj: SpendEntry) -> str:
+        return _nowrap(obj.machine.name) if obj.machine_id else "-"
+
+    @display(description="Provider", ordering="provider__name")
+    def provider_label(self, obj: SpendEntry) -> str:
+        return _nowrap(obj.provider.name)
+
+    @display(description="Unit price", ordering="unit_price")
+    def unit_price_label(self, obj: SpendEntry) -> str:
+        return _nowrap(f"{obj.unit_price.normalize():f} {obj.currency}") \
+            if obj.unit_price else "-"
+
     @display(description="Source", ordering="source", label={
         "reservation": "info", "release": "info", "provider": "success",
         "estimate": "warning", "correction": "danger",
@@ -121,12 +151,13 @@ class SpendEntryAdmin(EstimatedCountMixin, DataAdminMixin, ModelAdmin):
 
     @display(description="Units", ordering="units")
     def units_label(self, obj: SpendEntry) -> str:
-        return f"{obj.units.normalize():f} {obj.unit}".strip() if obj.units else "-"
+        return _nowrap(f"{obj.units.normalize():f} {obj.unit}".strip()) if obj.units else "-"
 
     @display(description="Amount", ordering="amount")
     def amount_label(self, obj: SpendEntry) -> str:
-        return format_html('<span class="af-num font-medium">{} {}</span>',
-                           obj.amount, obj.currency)
+        return format_html(
+            '<span class="af-num font-medium whitespace-nowrap">{} {}</span>',
+            obj.amount, obj.currency)
 
     def report_view(self, request: HttpRequest) -> HttpResponse:
         """Spend by project, machine, provider and user; estimate versus actual."""

@@ -69,6 +69,20 @@ UNFOLD = {
                 ],
             },
             {
+                "title": "Spend",
+                "items": [
+                    {"title": "Spend report", "icon": "monitoring",
+                     "link": reverse_lazy("admin:factory_spendentry_report"),
+                     "permission": "admin_ext.permissions.can_view_spendentry"},
+                    {"title": "Ledger", "icon": "receipt",
+                     "link": reverse_lazy("admin:factory_spendentry_changelist"),
+                     "permission": "admin_ext.permissions.can_view_spendentry"},
+                    {"title": "Monthly cap", "icon": "savings",
+                     "link": reverse_lazy("admin:factory_monthlycap_changelist"),
+                     "permission": "admin_ext.permissions.can_view_monthlycap"},
+                ],
+            },
+            {
                 "title": "Catalog",
                 "items": [
                     {"title": "Providers", "icon": "cloud",
