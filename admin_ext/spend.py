@@ -6,7 +6,9 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, Sum
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -189,8 +191,17 @@ class MonthlyCapAdmin(ModelAdmin):
     list_display = ["__str__", "spent_this_month", "updated_at"]
     fields = ["amount"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return super().has_add_permission(request) and not MonthlyCap.objects.exists()
+    def add_view(self, request: HttpRequest, form_url="", extra_context=None):
+        """One row at most: once it exists, adding opens it instead.
+
+        Checked here rather than in ``has_add_permission``, which every
+        admin page asks for its menus.
+        """
+        cap = MonthlyCap.objects.first()
+        if cap is not None and self.has_add_permission(request):
+            return HttpResponseRedirect(
+                reverse("admin:factory_monthlycap_change", args=[cap.pk]))
+        return super().add_view(request, form_url, extra_context)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # an empty amount means no cap

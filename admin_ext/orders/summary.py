@@ -45,7 +45,7 @@ RUN_TIME_WORDS = {
 }
 
 
-def _estimate(machine: FactoryMachine, params: dict[str, Any]) -> dict[str, Any]:
+def item_estimate(machine: FactoryMachine, params: dict[str, Any]) -> dict[str, Any]:
     """One item's estimate as the preview shows it: formula, unit, sources."""
     seconds, run_time_source = (run_time(machine) if machine.price_unit == "compute_second"
                                 else (None, ""))
@@ -101,7 +101,7 @@ def preview_context(form) -> dict[str, Any]:
         currency=currency,
         label=place_label(plan.count, plan.estimated_cost, currency),
         price=machine.price_label,
-        estimate=_estimate(machine, first.parameters) if first else None,
+        estimate=item_estimate(machine, first.parameters) if first else None,
         free=not machine.price_amount,
         item_cost=first.cost if first else Decimal(0),
         first_sent=json.dumps(first.parameters, indent=2, ensure_ascii=False)

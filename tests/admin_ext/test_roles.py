@@ -40,7 +40,7 @@ MODEL_PAGES = {
     "factory_project": (VIEWER, LEAD, LEAD),
     "factory_tag": (VIEWER, OPERATOR, LEAD),
     "factory_spendentry": (VIEWER, NOBODY, NOBODY),   # append-only, read-only
-    "factory_monthlycap": (VIEWER, NOBODY, NOBODY),   # one row, kept; a lead edits it
+    "factory_monthlycap": (VIEWER, LEAD, NOBODY),     # one row, kept; a lead edits it
     "auth_user": (SUPERUSER, SUPERUSER, SUPERUSER),
     "auth_group": (SUPERUSER, SUPERUSER, SUPERUSER),
     "axes_accessattempt": (SUPERUSER, NOBODY, SUPERUSER),

@@ -186,7 +186,9 @@ def test_only_a_lead_sets_the_monthly_cap(catalog, viewer, operator, lead):
     assert client_for(lead).post(url, {"amount": "250"}).status_code == 302
     cap.refresh_from_db()
     assert cap.amount == Decimal("250")
-    assert client_for(lead).get(reverse("admin:factory_monthlycap_add")).status_code == 403
+    again = client_for(lead).get(reverse("admin:factory_monthlycap_add"))
+    assert again.status_code == 302 and again["Location"] == url
+    assert MonthlyCap.objects.count() == 1
 
 
 # ---------------------------------------------------------------- projects
@@ -287,3 +289,42 @@ def test_order_page_shows_estimate_versus_actual(ledger, viewer):
     assert 'id="order-actual">0.1200 USD' in html
     assert 'id="order-held">0.0000 USD' in html
     assert "2 billed items: actual +0.0200 USD against their estimate (1.20×)" in html
+
+
+# ---------------------------------------------------------------- preview
+@pytest.mark.django_db
+def test_preview_of_a_compute_second_machine_says_where_its_run_time_comes_from(
+    catalog, lead
+):
+    from tests.admin_ext.test_order_form import PREVIEW, _data
+
+    client = client_for(lead)
+    machine = FactoryMachine.objects.get(slug="replicate-sdxl")
+    page = client.post(PREVIEW, _data(machine)).content.decode()
+    assert "6 compute seconds (typical run) × 0.000975 USD = 0.0059 USD" in page
+    assert "Run time: the catalog&#x27;s typical run time for this machine." in page
+    assert "from <a" in page and "replicate.com/stability-ai/sdxl" in page
+    for n in range(3):
+        SpendEntry.objects.create(provider_id=machine.provider_id, machine=machine,
+                                  source=SpendSource.PROVIDER, units=10 + n,
+                                  unit="compute_second", amount=Decimal("0.01"))
+    page = client.post(PREVIEW, _data(machine)).content.decode()
+    assert "11 compute seconds (typical run)" in page
+    assert "the median of this machine&#x27;s last measured runs" in page
+    FactoryMachine.objects.filter(pk=machine.pk).update(typical_run_seconds=None)
+    SpendEntry._base_manager.filter(machine=machine).delete()
+    page = client.post(PREVIEW, _data(machine)).content.decode()
+    assert "30 compute seconds (no run time known yet, assumed)" in page
+    assert "assumed: no run time is known for this machine yet" in page
+
+
+@pytest.mark.django_db
+def test_place_page_shows_one_items_formula_and_the_prices_source(catalog, lead):
+    machine = FactoryMachine.objects.get(slug="fal-flux-dev")
+    order = Order.objects.create(title="Foxes", machine=machine, prompt="a fox",
+                                 runs=2, created_by=lead)
+    html = client_for(lead).get(reverse("admin:factory_order_place",
+                                        args=[order.pk])).content.decode()
+    formula = re.search(r'id="plan-formula">(.*?)</div>', html, re.S).group(1)
+    assert "One item: 1 output × " in formula and "megapixels × 0.025 USD = " in formula
+    assert 'href="https://fal.ai/models/fal-ai/flux/dev"' in formula
