@@ -21,7 +21,7 @@ class ProjectAdmin(DataAdminMixin, ModelAdmin):
 
     def get_queryset(self, request):
         return with_balances(super().get_queryset(request).annotate(
-            n_products=Count("products", distinct=True)))
+            n_products=Count("products")))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         project = self.get_object(request, object_id)
