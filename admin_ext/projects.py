@@ -1,12 +1,13 @@
 """Projects and tags."""
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
 from admin_ext.data.admin import DataAdminMixin
 from admin_ext.data.resources import ProjectResource, TagResource
-from factory.models import Project, Tag
+from factory.models import Product, Project, Tag
 from factory.spending import Balance, balance_of, project_balance, with_balances
 
 
@@ -20,8 +21,11 @@ class ProjectAdmin(DataAdminMixin, ModelAdmin):
     change_form_before_template = "admin_ext/projects/change_form_before.html"
 
     def get_queryset(self, request):
-        return with_balances(super().get_queryset(request).annotate(
-            n_products=Count("products")))
+        # Subqueries all, so the list's counts need none of them.
+        products = (Product.objects.filter(project=OuterRef("pk")).order_by()
+                    .values("project").annotate(n=Count("id")).values("n"))
+        return with_balances(super().get_queryset(request)).annotate(
+            n_products=Coalesce(Subquery(products), 0))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         project = self.get_object(request, object_id)
