@@ -56,3 +56,8 @@ def compare_css(request: HttpRequest) -> str:
 def panel_js(request: HttpRequest) -> str:
     """The grid's side panel, lightbox zoom and tag input."""
     return static("admin_ext/panel.js")
+
+
+def spend_css(request: HttpRequest) -> str:
+    """Budget banners and the spend figures on the dashboard and reports."""
+    return static("admin_ext/spend.css")

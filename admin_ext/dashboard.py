@@ -1,20 +1,24 @@
 """The admin index: production at a glance, live while anything runs."""
+import json
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef
 from django.http import HttpRequest
 from django.utils import timezone
 
 from admin_ext.paging import EstimatedCountPaginator
-from factory.models import ItemStatus, Order, OrderItem, Product
+from factory.models import ItemStatus, OrderItem, Product, Project, SpendEntry
 from factory.production.watching import (
     CLOSED, ProviderLoad, load_by_provider, orders_to_watch,
 )
+from factory.spend_reports import spend_by_day
+from factory.spending import BUDGET_CURRENCY, month_balance, with_balances
 
 RECENT_PRODUCTS = 12
 RECENT_ORDERS = 6
+SPEND_DAYS = 30
+REACHED_SHOWN = 5
 
 
 def _kpis(loads: list[ProviderLoad]) -> list[dict[str, Any]]:
@@ -26,9 +30,8 @@ def _kpis(loads: list[ProviderLoad]) -> list[dict[str, Any]]:
     failed = EstimatedCountPaginator(OrderItem.objects.filter(
         ~Exists(replaced), status=ItemStatus.FAILED
     ), per_page=1).count_text()
-    committed = Order.objects.filter(placed_at__gte=since).aggregate(
-        total=Sum("estimated_cost")
-    )["total"] or Decimal(0)
+    spent = SpendEntry.objects.filter(
+        created_at__gte=since, currency=BUDGET_CURRENCY).actual().total()
     pending = sum(load.pending for load in loads)
     return [
         {"title": "Items in flight", "value": sum(load.in_flight for load in loads),
@@ -37,7 +40,7 @@ def _kpis(loads: list[ProviderLoad]) -> list[dict[str, Any]]:
         {"title": "Products", "value": EstimatedCountPaginator(
             Product.objects.all(), per_page=1).count_text(),
          "icon": "photo_library", "note": ""},
-        {"title": "Committed, 30 days", "value": f"${committed:.2f}",
+        {"title": "Spent, 30 days", "value": f"${spent:.2f}",
          "icon": "payments", "note": ""},
     ]
 
@@ -61,6 +64,38 @@ def dashboard_context() -> dict[str, Any]:
     }
 
 
+def _chart(days: list) -> str:
+    """The days' actual spend as data for unfold's bar chart component."""
+    return json.dumps({
+        "labels": [f"{day:%d %b}" for day, _ in days],
+        "datasets": [{
+            "label": f"Actual spend ({BUDGET_CURRENCY})",
+            "data": [float(amount) for _, amount in days],
+            "backgroundColor": "var(--color-primary-600)",
+            "maxBarThickness": 14, "displayYAxis": True, "maxTicksXLimit": 10,
+        }],
+    })
+
+
+def spend_context() -> dict[str, Any]:
+    """Spend by day, this month against the cap, and budgets reached.
+
+    Four queries whatever the size of the ledger.
+    """
+    month = month_balance()
+    days = spend_by_day(SPEND_DAYS)
+    reached = list(with_balances(Project.objects.filter(
+        budget__isnull=False, is_archived=False)).filter(actual__gte=F("budget"))
+        .order_by("name")[:REACHED_SHOWN])
+    share = (min(month.actual / month.budget * 100, 100) if month.budget else 0)
+    return {
+        "month": month, "month_share": f"{share:.0f}",
+        "spend_chart": _chart(days),
+        "spend_30_days": sum(amount for _, amount in days),
+        "reached_projects": reached,
+    }
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     """Fill the index template; its live part polls while anything runs.
 
@@ -69,4 +104,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
     context["can_watch"] = request.user.has_perm("factory.view_order")
     if context["can_watch"]:
         context.update(dashboard_context())
+    context["can_see_spend"] = request.user.has_perm("factory.view_spendentry")
+    if context["can_see_spend"]:
+        context.update(spend_context())
     return context

@@ -39,6 +39,8 @@ can_view_provider = _viewer_of("provider")
 can_view_factorymachine = _viewer_of("factorymachine")
 can_view_template = _viewer_of("template")
 can_view_wildcard = _viewer_of("wildcard")
+can_view_spendentry = _viewer_of("spendentry")
+can_view_monthlycap = _viewer_of("monthlycap")
 
 
 def superuser_required(view: Callable[..., Any]) -> Callable[..., Any]:

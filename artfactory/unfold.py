@@ -13,7 +13,7 @@ UNFOLD = {
         "admin_ext.assets.order_form_css", "admin_ext.assets.editors_css",
         "admin_ext.assets.progress_css", "admin_ext.assets.machines_css",
         "admin_ext.assets.inventory_css", "admin_ext.assets.panel_css",
-        "admin_ext.assets.compare_css",
+        "admin_ext.assets.compare_css", "admin_ext.assets.spend_css",
     ],
     "SCRIPTS": [
         "admin_ext.assets.editors_js", "admin_ext.assets.picker_js",
@@ -66,6 +66,20 @@ UNFOLD = {
                     {"title": "Media files", "icon": "perm_media",
                      "link": reverse_lazy("admin:factory_mediafile_changelist"),
                      "permission": "admin_ext.permissions.can_view_mediafile"},
+                ],
+            },
+            {
+                "title": "Spend",
+                "items": [
+                    {"title": "Spend report", "icon": "monitoring",
+                     "link": reverse_lazy("admin:factory_spendentry_report"),
+                     "permission": "admin_ext.permissions.can_view_spendentry"},
+                    {"title": "Ledger", "icon": "receipt",
+                     "link": reverse_lazy("admin:factory_spendentry_changelist"),
+                     "permission": "admin_ext.permissions.can_view_spendentry"},
+                    {"title": "Monthly cap", "icon": "savings",
+                     "link": reverse_lazy("admin:factory_monthlycap_changelist"),
+                     "permission": "admin_ext.permissions.can_view_monthlycap"},
                 ],
             },
             {

@@ -17,7 +17,8 @@ from statistics import median
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from factory.models import (
@@ -83,6 +84,29 @@ def project_balance(project: Project) -> Balance:
     return _balance(SpendEntry.objects.filter(project=project), project.budget)
 
 
+def with_balances(projects: QuerySet) -> QuerySet:
+    """Projects annotated with ``committed`` and ``actual`` from the ledger.
+
+    Two correlated sums on the (project, source) index, so a list of
+    projects costs no query per row; ``balance_of`` turns a row into a
+    ``Balance``.
+    """
+    entries = (SpendEntry.objects.filter(project=OuterRef("pk"), currency=BUDGET_CURRENCY)
+               .order_by().values("project"))
+    zero = Value(Decimal(0), output_field=DecimalField(max_digits=14, decimal_places=4))
+
+    def total(rows) -> Coalesce:
+        return Coalesce(Subquery(rows.annotate(total=Sum("amount")).values("total")), zero)
+
+    return projects.annotate(committed=total(entries),
+                             actual=total(entries.filter(source__in=ACTUAL)))
+
+
+def balance_of(project: Project) -> Balance:
+    """The balance of a project annotated by ``with_balances``."""
+    return Balance(project.budget, project.committed, project.actual)
+
+
 def monthly_cap() -> Decimal | None:
     cap = MonthlyCap.objects.first()
     return cap.amount if cap else None
@@ -94,11 +118,12 @@ def month_balance(cap: Decimal | None = None, now: datetime | None = None) -> Ba
 
 
 # ------------------------------------------------------------------ estimates
-def typical_seconds(machine: FactoryMachine) -> Decimal | None:
-    """Compute seconds one call of ``machine`` typically bills.
+def run_time(machine: FactoryMachine) -> tuple[Decimal | None, str]:
+    """Compute seconds one call of ``machine`` typically bills, and whence.
 
-    The median of its last measured runs once there are a few, else the
-    catalog's typical run time (None when it gives none either).
+    The median of its last measured runs once there are a few
+    (``"measured"``), else the catalog's typical run time (``"typical"``),
+    else None (``"assumed"``: the estimate falls back to a guess).
     """
     measured = list(
         SpendEntry.objects.filter(
@@ -106,8 +131,15 @@ def typical_seconds(machine: FactoryMachine) -> Decimal | None:
         ).order_by("-id").values_list("units", flat=True)[:MEASURED_WINDOW]
     )
     if len(measured) >= MEASURED_RUNS:
-        return Decimal(median(measured)).quantize(CENTS)
-    return machine.typical_run_seconds
+        return Decimal(median(measured)).quantize(CENTS), "measured"
+    if machine.typical_run_seconds is not None:
+        return machine.typical_run_seconds, "typical"
+    return None, "assumed"
+
+
+def typical_seconds(machine: FactoryMachine) -> Decimal | None:
+    """Compute seconds one call of ``machine`` typically bills (see ``run_time``)."""
+    return run_time(machine)[0]
 
 
 # --------------------------------------------------------------- reservations

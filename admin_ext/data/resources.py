@@ -22,8 +22,8 @@ from admin_ext.data.widgets import (
 from factory import datafiles
 from factory.datafiles import ABSENT, DataFileError
 from factory.models import (
-    FactoryMachine, Order, OrderStatus, Product, Project, Provider, Tag, Template,
-    Wildcard,
+    FactoryMachine, Order, OrderStatus, Product, Project, Provider, SpendEntry, Tag,
+    Template, Wildcard,
 )
 from factory.models.inventory import clean_favorite, clean_rating
 from factory.ordering import plan_order
@@ -547,3 +547,36 @@ class ProductResource(DataResource):
             raise ValidationError({"content_hash": [
                 "several products share this content hash; give the id"]})
         return found[0], False
+
+
+# ------------------------------------------------------------------- spend
+class SpendEntryResource(DataResource):
+    """The ledger out, one row per entry; nothing comes back in."""
+
+    creates_rows = False
+    id = column("id", IntegerCell(), readonly=True)
+    time = column("time", attribute="created_at", readonly=True)
+    source = column("source", readonly=True)
+    project = column("project", attribute="project__name", readonly=True)
+    order = column("order", IntegerCell(), attribute="order_id", readonly=True)
+    item = column("item", IntegerCell(), attribute="item_id", readonly=True)
+    machine = column("machine", attribute="machine__slug", readonly=True)
+    provider = column("provider", attribute="provider__slug", readonly=True)
+    user = column("user", attribute="user__username", readonly=True)
+    request_id = column("request_id", readonly=True)
+    units = column("units", DecimalCell(), readonly=True)
+    unit = column("unit", readonly=True)
+    unit_price = column("unit_price", DecimalCell(), readonly=True)
+    amount = column("amount", DecimalCell(), readonly=True)
+    currency = column("currency", readonly=True)
+    note = column("note", readonly=True)
+
+    class Meta:
+        model = SpendEntry
+        import_id_fields = ["id"]
+        fields = ["id", "time", "source", "project", "order", "item", "machine",
+                  "provider", "user", "request_id", "units", "unit", "unit_price",
+                  "amount", "currency", "note"]
+
+    def filter_export(self, queryset, **kwargs):
+        return queryset.select_related("project", "machine", "provider", "user")

@@ -27,6 +27,7 @@ from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
 from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
+from admin_ext.orders.summary import item_estimate
 from admin_ext.paging import EstimatedCountMixin, is_changelist
 from factory.models import ItemEvent, Order, OrderItem, OrderStatus
 from factory.ordering import place_order, plan_order
@@ -240,6 +241,8 @@ class OrderAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin,
             "change_url": change_url,
             "source": source,
             "changes": diff_orders(source, order) if source else [],
+            "estimate": item_estimate(order.machine, plan.items[0].parameters)
+            if plan.items and order.machine.price_amount else None,
         }
         return TemplateResponse(request, "admin_ext/orders/place_order.html", context)
 

@@ -9,8 +9,9 @@ from django.utils.translation import ngettext
 
 from factory.models import FactoryMachine
 from factory.ordering import PlannedItem, count_order_items
-from factory.parameters.pricing import megapixels, output_count, seconds
+from factory.parameters.pricing import estimate
 from factory.parameters.schema import ParameterError
+from factory.spending import run_time
 
 PREVIEW_ITEMS = 8
 
@@ -37,19 +38,24 @@ def place_label(count: int, cost: Decimal, currency: str) -> str:
     return f"{words} · {cost} {currency}"
 
 
-def _factor(machine: FactoryMachine, params: dict[str, Any]) -> str:
-    """How one item's cost follows from its parameters, in words."""
-    unit = machine.price_unit
-    if unit == "output":
-        return f"{output_count(params)} output(s)"
-    if unit == "megapixel":
-        mp = megapixels(params) * output_count(params)
-        return f"{mp.normalize():f} megapixels"
-    if unit == "second":
-        return f"{seconds(params).normalize():f} s of output"
-    if unit == "compute_second":
-        return "1 compute second (estimate)"
-    return "1 request"
+RUN_TIME_WORDS = {
+    "measured": "the median of this machine's last measured runs",
+    "typical": "the catalog's typical run time for this machine",
+    "assumed": "assumed: no run time is known for this machine yet",
+}
+
+
+def item_estimate(machine: FactoryMachine, params: dict[str, Any]) -> dict[str, Any]:
+    """One item's estimate as the preview shows it: formula, unit, sources."""
+    seconds, run_time_source = (run_time(machine) if machine.price_unit == "compute_second"
+                                else (None, ""))
+    found = estimate(machine.price_amount, machine.price_unit, params, seconds)
+    return {
+        "formula": found.formula(machine.price_currency),
+        "unit": machine.get_price_unit_display(),
+        "price_source": machine.price_source,
+        "run_time": RUN_TIME_WORDS.get(run_time_source, ""),
+    }
 
 
 def _row(item: PlannedItem) -> ItemRow:
@@ -95,7 +101,7 @@ def preview_context(form) -> dict[str, Any]:
         currency=currency,
         label=place_label(plan.count, plan.estimated_cost, currency),
         price=machine.price_label,
-        factor=_factor(machine, first.parameters) if first else "",
+        estimate=item_estimate(machine, first.parameters) if first else None,
         free=not machine.price_amount,
         item_cost=first.cost if first else Decimal(0),
         first_sent=json.dumps(first.parameters, indent=2, ensure_ascii=False)

@@ -102,3 +102,11 @@ def per_minute(rate: float | None) -> str:
     if rate is None:
         return ""
     return f"{rate:.1f}" if rate < 100 else f"{rate:.0f}"
+
+
+@register.inclusion_tag("admin_ext/orders/_partials/spend.html")
+def order_spend_panel(order: Order) -> dict:
+    """Estimate versus actual for the order page, in one query."""
+    from factory.spend_reports import order_spend
+
+    return {"order": order, "spend": order_spend(order)}

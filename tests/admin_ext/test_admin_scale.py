@@ -42,13 +42,18 @@ def _pages(facts: dict) -> dict[str, str]:
     }
 
 
+# Spend figures, each one sum over the ledger: the order's estimate versus
+# actual; the dashboard's days, month, cap and budgets reached.
+EXTRA = {"an order page": 1, "dashboard": 4}
+
+
 @pytest.mark.django_db
 def test_each_page_stays_within_twelve_queries(
     inventory, client, django_assert_max_num_queries
 ):
     for name, url in _pages(inventory).items():
         client.get(url)  # sessions and content types warmed
-        with django_assert_max_num_queries(12, info=name):
+        with django_assert_max_num_queries(12 + EXTRA.get(name, 0), info=name):
             response = client.get(url)
         assert response.status_code == 200, name
 

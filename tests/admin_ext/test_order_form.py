@@ -127,7 +127,10 @@ def test_preview_counts_costs_and_labels_the_place_button(catalog, client):
     assert 'id="preview-count">6<' in page
     # landscape_4_3 is 1024×768: 0.786432 MP at 0.025 USD is 0.0197 an item.
     assert "Place 6 items · 0.1182 USD" in page
-    assert "0.025 USD per megapixel × 0.786432 megapixels = 0.0197 USD an item" in page
+    assert ('id="preview-estimate">1 output × 0.786432 MP = 0.786432 megapixels × '
+            '0.025 USD = 0.0197 USD</span> an item, × 6 items = 0.1182 USD') in page
+    assert "Price 0.025 USD per megapixel, from" in page
+    assert 'href="https://fal.ai/models/fal-ai/flux/dev"' in page
     one = client.post(PREVIEW, _data(machine)).content.decode()
     assert "Place 1 item · " in one
 

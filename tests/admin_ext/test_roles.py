@@ -17,8 +17,8 @@ from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from factory.models import (
-    ItemStatus, MediaFile, Order, OrderItem, OrderStatus, Product,
-    Project, Provider, Tag, Template, Wildcard,
+    ItemStatus, MediaFile, MonthlyCap, Order, OrderItem, OrderStatus, Product,
+    Project, Provider, SpendEntry, Tag, Template, Wildcard,
 )
 
 ANONYMOUS, NO_ROLE, VIEWER, OPERATOR, LEAD, SUPERUSER = range(6)
@@ -39,6 +39,8 @@ MODEL_PAGES = {
     "factory_orderitem": (VIEWER, NOBODY, SUPERUSER),
     "factory_project": (VIEWER, LEAD, LEAD),
     "factory_tag": (VIEWER, OPERATOR, LEAD),
+    "factory_spendentry": (VIEWER, NOBODY, NOBODY),   # append-only, read-only
+    "factory_monthlycap": (VIEWER, LEAD, NOBODY),     # one row, kept; a lead edits it
     "auth_user": (SUPERUSER, SUPERUSER, SUPERUSER),
     "auth_group": (SUPERUSER, SUPERUSER, SUPERUSER),
     "axes_accessattempt": (SUPERUSER, NOBODY, SUPERUSER),
@@ -99,6 +101,8 @@ URLS: dict[str, int] = {
     "admin:factory_product_tag_suggestions": OPERATOR,
     "admin:factory_order_compare_detail": VIEWER,
     "admin:factory_order_compare_sheet": VIEWER,
+    "admin:factory_spendentry_report": VIEWER,
+    "admin:factory_spendentry_export": VIEWER,    # export only, no import
     "admin:auth_user_password_change": SUPERUSER,
     **{f"django_rq:{name}": SUPERUSER for name in QUEUE_VIEWS},
 }
@@ -185,6 +189,8 @@ ACTIONS: dict[str, int] = {
     "factory_mediafile.delete_selected": SUPERUSER,
     "factory_project.delete_selected": LEAD,
     "factory_tag.delete_selected": LEAD,
+    "factory_spendentry.delete_selected": NOBODY,
+    "factory_monthlycap.delete_selected": NOBODY,
     "auth_user.delete_selected": SUPERUSER,
     "auth_group.delete_selected": SUPERUSER,
     "axes_accessattempt.delete_selected": SUPERUSER,
@@ -220,6 +226,7 @@ def world(demo_order, lead, superuser, redis_db):
     product.tags.add(tag)
     Template.objects.create(name="Harbour", machine=demo_order.machine, prompt="a harbour")
     Wildcard.objects.create(name="colors/warm", values=["amber", "coral"])
+    cap = MonthlyCap.objects.create(amount=None)
     draft = Order.objects.create(
         title="Draft", machine=demo_order.machine, prompt="a lighthouse",
         base_parameters={"width": 192, "height": 128}, created_by=lead,
@@ -254,6 +261,8 @@ def world(demo_order, lead, superuser, redis_db):
         "factory_orderitem": item,
         "factory_project": project,
         "factory_tag": tag,
+        "factory_spendentry": SpendEntry.objects.first(),
+        "factory_monthlycap": cap,
         "auth_user": lead,
         "auth_group": lead.groups.first(),
         "axes_accessattempt": AccessAttempt.objects.first(),
