@@ -186,6 +186,14 @@ def _pool_options(min_size: int, max_size: int, timeout: float) -> dict[str, Any
     return {"min_size": min_size, "max_size": max_size, "timeout": timeout}
 
 
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Admin pages sum and count over large tables in a few milliseconds each;
+    # PostgreSQL's JIT compiler would spend a second compiling such plans
+    # (the projects list at 100,000 ledger entries: 1.4-1.9 s with it, 70 ms
+    # without). DB_OPTIONS adds libpq options of one's own.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = " ".join(
+        ["-c jit=off", env.str("DB_OPTIONS", default="")]).strip()
+
 if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL_MAX_SIZE:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = _pool_options(
         DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE, DB_POOL_TIMEOUT
