@@ -17,7 +17,8 @@ from factory.models.recipes import Template, Wildcard
 from factory.models.spend import MonthlyCap, SpendEntry, SpendSource
 
 __all__ = [
-    "EventKind", "FINISHED", "FactoryMachine", "ItemEvent", "ItemStatus", "MediaFile", "Modality",
-    "MonthlyCap", "Order", "OrderItem", "OrderStatus", "PriceUnit", "Product", "PromptMode", "Project", "Provider",
-    "SeedStrategy", "SpendEntry", "SpendSource", "Tag", "Template", "Wildcard",
+    "EventKind", "FINISHED", "FactoryMachine", "ItemEvent", "ItemStatus", "MediaFile",
+    "Modality", "MonthlyCap", "Order", "OrderItem", "OrderStatus", "PriceUnit", "Product",
+    "PromptMode", "Project", "Provider", "SeedStrategy", "SpendEntry", "SpendSource", "Tag",
+    "Template", "Wildcard",
 ]
