@@ -32,7 +32,7 @@ REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
-.PHONY: venv test-venv run dev audit services chromium test test-slow bench check clean screenshots
+.PHONY: venv test-venv run dev audit services chromium test test-slow bench bench-load check clean screenshots
 
 # Packages go in with uv (an installer only, many times faster than pip from
 # a warm cache); pip does the work wherever uv cannot be had.
@@ -130,6 +130,10 @@ audit: $(AUDIT_VENV)/.installed
 
 bench: venv
 	$(PY) bench/run.py
+
+# P5 alone: the admin under load on PostgreSQL (`make bench` runs it too).
+bench-load: venv
+	$(PY) bench/p5_admin_load.py
 
 check: venv
 	$(PY) manage.py check

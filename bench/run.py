@@ -65,7 +65,7 @@ def main() -> None:
     if pg_url:
         rows += _suite(pg_url)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    kept = _p3_section()
+    kept = _kept_sections()
     DOC.write_text(
         "# Benchmarks\n\n"
         "Written by `make bench` (`bench/run.py`); do not edit by hand. The ordering\n"
@@ -78,27 +78,31 @@ def main() -> None:
     )
     print(_table(rows))
     if pg_url:
-        _p3()
+        _own_database("P3", "p3_admin_scale.py")
+        _own_database("P5", "p5_admin_load.py")
 
 
-def _p3_section() -> str:
-    """The P3 section as last written, kept until a new run replaces it."""
-    from bench.p3_admin_scale import SECTION_END, SECTION_START
+def _kept_sections() -> str:
+    """The P3 and P5 sections as last written, kept until a new run replaces them."""
+    from bench import p3_admin_scale, p5_admin_load
 
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
-    if SECTION_START not in text:
-        return ""
-    return "\n" + SECTION_START + text.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0] \
-        + SECTION_END + "\n"
+    kept = ""
+    for bench in (p3_admin_scale, p5_admin_load):
+        start, end = bench.SECTION_START, bench.SECTION_END
+        if start in text:
+            kept += "\n" + start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+    return kept
 
 
-def _p3() -> None:
-    """P3 fills a PostgreSQL database of its own and rewrites its section."""
-    env = {**os.environ, "REDIS_URL": BENCH_REDIS_URL, "BENCH_PG_URL": PG_ADMIN_URL}
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "p3_admin_scale.py")],
+def _own_database(name: str, script: str) -> None:
+    """P3 and P5 fill a PostgreSQL database of their own and rewrite their section."""
+    env = {**os.environ, "BENCH_REDIS_URL": BENCH_REDIS_URL, "REDIS_URL": BENCH_REDIS_URL,
+           "BENCH_PG_URL": PG_ADMIN_URL}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / script)],
                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"P3 benchmark failed:\n{out.stderr[-4000:]}")
+        raise SystemExit(f"{name} benchmark failed:\n{out.stderr[-4000:]}")
     print(out.stdout)
 
 
