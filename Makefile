@@ -32,14 +32,14 @@ REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
-.PHONY: venv test-venv run dev audit services chromium test test-slow bench bench-load check clean screenshots
+.PHONY: venv test-venv run dev audit services chromium test test-slow bench bench-load bench-first-run check clean screenshots
 
 # Packages go in with uv (an installer only, many times faster than pip from
 # a warm cache); pip does the work wherever uv cannot be had.
 UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 INSTALL = if [ -x $(UV) ] || $(PY) -m pip install -q uv==$(UV_VERSION); \
-	then $(UV) pip install --python $(PY) $(1); else $(PY) -m pip install $(1); fi
+	then $(UV) pip install --compile-bytecode --python $(PY) $(1); else $(PY) -m pip install $(1); fi
 
 # The runtime only: what `make run` needs.
 venv: $(STAMP)
@@ -134,6 +134,11 @@ bench: venv
 # P5 alone: the admin under load on PostgreSQL (`make bench` runs it too).
 bench-load: venv
 	$(PY) bench/p5_admin_load.py
+
+# A fresh clone of this checkout to a login that answers, timed by phase;
+# COLD=1 empties the uv and pip caches first.
+bench-first-run:
+	$(PYTHON) bench/first_run.py $(if $(COLD),--cold)
 
 check: venv
 	$(PY) manage.py check
