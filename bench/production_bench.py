@@ -32,7 +32,7 @@ from factory.ordering import place_order
 from factory.production import limits
 from factory.production.collect import collect_outputs
 from factory.production.follow import claim_collection
-from factory.production.submit import item_key, worker_name
+from factory.production.submit import worker_name
 from factory.providers import demo_art, get_backend
 from factory.providers.base import RemoteState
 
@@ -55,7 +55,7 @@ def generate_blocking(item_id: int) -> None:
     """
     item = OrderItem.objects.select_related("machine__provider").get(pk=item_id)
     backend = get_backend(item.machine.provider.slug)
-    request_id = backend.submit(item.machine, item.parameters, key=item_key(item))
+    request_id = backend.submit(item.machine, item.parameters, key=item.provider_key)
     while backend.status(item.machine, request_id).state != RemoteState.COMPLETED:
         time.sleep(0.25)
     OrderItem.objects.filter(pk=item_id).update(

@@ -253,7 +253,9 @@ def settle_completed(item: OrderItem, outputs: list[RemoteOutput]) -> None:
                         unit_price=item.machine.price_amount,
                         note="the provider reported nothing to bill from")
     with transaction.atomic():
-        item.mark_completed(cost=item.cost)
+        if not OrderItem.objects.filter(pk=item.pk).complete(cost=item.cost):
+            return  # another run of the collection completed it first
+        item.status = ItemStatus.COMPLETED
         SpendEntry.objects.bulk_create(
             [e for e in (actual, _release(item)) if e is not None],
             ignore_conflicts=True,

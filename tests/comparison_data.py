@@ -15,6 +15,7 @@ from factory.models import (
     SeedStrategy,
 )
 from factory.ordering import place_order
+from tests.states import put
 
 WIDTHS = [256, 384]
 HEIGHTS = [64, 96, 128]
@@ -68,7 +69,7 @@ def give_products(
                 status=leave[item.index], last_error="demo: the GPU caught fire"
                 if leave[item.index] == ItemStatus.FAILED else "")
             continue
-        item.mark_completed()
+        put(item, ItemStatus.COMPLETED)
         for n in range(outputs):
             name = f"thumbs/cmp-{item.pk}-{n}.webp"
             thumb = _thumbnail(name, colour(item.index)) if with_files else name

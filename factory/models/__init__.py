@@ -1,11 +1,12 @@
 """Domain models, one module per area."""
 from factory.models.catalog import FactoryMachine, Modality, PriceUnit, Provider
 from factory.models.inventory import MediaFile, Product
+from factory.models.lifecycle import (
+    FINISHED, STOPPABLE, TRANSITIONS, ItemStatus, TransitionError,
+)
 from factory.models.orders import (
-    FINISHED,
     EventKind,
     ItemEvent,
-    ItemStatus,
     Order,
     OrderItem,
     OrderStatus,
@@ -19,6 +20,6 @@ from factory.models.spend import MonthlyCap, SpendEntry, SpendSource
 __all__ = [
     "EventKind", "FINISHED", "FactoryMachine", "ItemEvent", "ItemStatus", "MediaFile",
     "Modality", "MonthlyCap", "Order", "OrderItem", "OrderStatus", "PriceUnit", "Product",
-    "PromptMode", "Project", "Provider", "SeedStrategy", "SpendEntry", "SpendSource", "Tag",
-    "Template", "Wildcard",
+    "PromptMode", "Project", "Provider", "STOPPABLE", "SeedStrategy", "SpendEntry", "SpendSource", "TRANSITIONS",
+    "Tag", "Template", "TransitionError", "Wildcard",
 ]

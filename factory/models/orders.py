@@ -1,15 +1,15 @@
 """Orders and the items they expand to: one item is one provider call."""
-from datetime import timedelta
 import secrets
 from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F
+from django.db.models import Count
 from django.db.models.query import ModelIterable
 from django.utils import timezone
 
 from factory.models.catalog import FactoryMachine
+from factory.models.lifecycle import FINISHED, ItemLifecycleQuerySet, ItemStatus
 from factory.parameters.items import SEED_LIMIT
 from factory.models.projects import Project
 
@@ -23,17 +23,6 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class ItemStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SUBMITTING = "submitting", "Submitting"
-    SUBMITTED = "submitted", "Submitted"
-    COLLECTING = "collecting", "Collecting"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    SUBMIT_UNKNOWN = "submit_unknown", "Submit outcome unknown"
-
-
 class PromptMode(models.TextChoices):
     COMBINATORIAL = "combinatorial", "Every combination"
     RANDOM = "random", "Random samples"
@@ -43,9 +32,6 @@ class SeedStrategy(models.TextChoices):
     FIXED = "fixed", "Fixed"
     RANDOM = "random", "Random per item"
     INCREMENT = "increment", "Counting up"
-
-
-FINISHED = (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 
 
 def draw_seed_base() -> int:
@@ -196,7 +182,7 @@ class Order(models.Model):
             raise ValidationError(errors)
 
 
-class OrderItemQuerySet(models.QuerySet):
+class OrderItemQuerySet(ItemLifecycleQuerySet):
     def unfinished(self) -> "OrderItemQuerySet":
         """Items that a worker, the foreman or the sweeper still has to drive."""
         return self.exclude(status__in=FINISHED)
@@ -207,27 +193,6 @@ class OrderItemQuerySet(models.QuerySet):
             self.order_by().values_list("status").annotate(n=Count("id"))
         )
         return {status: counts.get(status, 0) for status in ItemStatus.values}
-
-    def claim(
-        self, item_id: int, *, frm: tuple[str, ...], to: str, owner: str = "",
-        lease: timedelta = timedelta(minutes=10), attempt: bool = False,
-    ) -> "OrderItem | None":
-        """Move one item between states with a compare-and-set update.
-
-        ``attempt`` counts a provider call in the same write as the claim,
-        so a process that dies right after claiming still leaves the
-        evidence that money may be spent. Returns the claimed item, or
-        None when another process owns it.
-        """
-        now = timezone.now()
-        counted = {"attempts": F("attempts") + 1} if attempt else {}
-        updated = self.filter(pk=item_id, status__in=frm).update(
-            status=to, lease_owner=owner, lease_until=now + lease, updated_at=now,
-            **counted,
-        )
-        if not updated:
-            return None
-        return self.select_related("machine__provider").get(pk=item_id)
 
 
 class OrderItem(models.Model):
@@ -284,40 +249,10 @@ class OrderItem(models.Model):
         return f"{self.order_id}#{self.index}"
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED
-
-    def _transition(self, status: str, **fields: Any) -> None:
-        """Set the state with its companion fields and save only those."""
-        self.status = status
-        self.updated_at = timezone.now()
-        for name, value in fields.items():
-            setattr(self, name, value)
-        self.save(update_fields=["status", "updated_at", *fields])
-
-    def mark_submitted(self, request_id: str) -> None:
-        self._transition(
-            ItemStatus.SUBMITTED, request_id=request_id, submitted_at=timezone.now()
-        )
-
-    def return_to_polling(self, error: str) -> None:
-        """Results could not be fetched yet: the foreman polls it again."""
-        self._transition(ItemStatus.SUBMITTED, last_error=error)
-        ItemEvent.objects.record(self.pk, EventKind.READ, error)
-
-    def mark_completed(self, cost: Any = None) -> None:
-        # Nothing is wrong any more: what went wrong on the way (a retried
-        # error, a possible duplicate) is kept in the item's events.
-        self._transition(
-            ItemStatus.COMPLETED, completed_at=timezone.now(), cost=cost,
-            lease_owner="", lease_until=None, last_error="",
-        )
-
-    def mark_failed(self, error: str) -> None:
-        self._transition(
-            ItemStatus.FAILED, last_error=error[:4000], completed_at=timezone.now(),
-            lease_owner="", lease_until=None,
-        )
+    def provider_key(self) -> str:
+        """A key unique to this item, even across a database reset: the
+        idempotency key of its submission and what finds it again."""
+        return f"item-{self.pk}-{int(self.created_at.timestamp())}"
 
 
 class EventKind(models.TextChoices):

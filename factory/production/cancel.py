@@ -12,22 +12,17 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from factory.models import (
-    EventKind, ItemEvent, ItemStatus, Order, OrderItem, OrderStatus,
+    STOPPABLE, EventKind, ItemEvent, ItemStatus, Order, OrderItem, OrderStatus,
 )
 from factory.production import limits
 from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_cancel
-from factory.production.submit import item_key
 from factory.providers import get_backend
 from factory.spending import settle_cancelled_run, settle_finished_ids
 from factory.providers.base import ProviderBackend, ProviderError, TransientError
 
 log = logging.getLogger(__name__)
 OPEN_ORDERS = (OrderStatus.DRAFT, OrderStatus.PLACED, OrderStatus.RUNNING)
-STOPPABLE = (
-    ItemStatus.PENDING, ItemStatus.SUBMITTING, ItemStatus.SUBMITTED,
-    ItemStatus.SUBMIT_UNKNOWN,
-)
 # A submitting item's own job cancels remotely once it has a request id.
 REMOTE = (ItemStatus.SUBMITTED, ItemStatus.SUBMIT_UNKNOWN)
 
@@ -71,15 +66,14 @@ def cancel_items(items: QuerySet | Iterable[int]) -> int:
     if not isinstance(items, QuerySet):
         items = OrderItem.objects.filter(pk__in=list(items))
     rows = list(items.filter(status__in=STOPPABLE).values_list("pk", "status"))
-    now = timezone.now()
     cancelled = 0
     with transaction.atomic():
+        # Per state, so each row is cancelled only from the state it was
+        # read in, and what happens next (a slot, a provider cancel) fits.
         for status in STOPPABLE:
             ids = [pk for pk, current in rows if current == status]
-            cancelled += OrderItem.objects.filter(pk__in=ids, status=status).update(
-                status=ItemStatus.CANCELLED, lease_owner="", lease_until=None,
-                updated_at=now,
-            )
+            if ids:
+                cancelled += OrderItem.objects.filter(pk__in=ids).cancel(frm=(status,))
         settle_finished_ids(list(OrderItem.objects.filter(
             pk__in=[pk for pk, _ in rows], status=ItemStatus.CANCELLED,
         ).values_list("pk", flat=True)))
@@ -112,7 +106,7 @@ def cancel_at_provider(item_id: int) -> None:
     backend = get_backend(item.machine.provider.slug)
     try:
         request_id = item.request_id or backend.find(
-            item.machine, item.created_at, item.parameters, key=item_key(item)
+            item.machine, item.created_at, item.parameters, key=item.provider_key
         )
         if request_id:
             backend.cancel(item.machine, request_id)

@@ -24,10 +24,10 @@ from factory.media.inspect import MediaError, MediaInfo, probe
 from factory.media.metadata import a1111_text, embed_parameters
 from factory.media.storage import StoredFile, store_once
 from factory.media.thumbnails import make_thumbnail
-from factory.models import MediaFile, OrderItem, Product
+from factory.models import EventKind, ItemEvent, MediaFile, OrderItem, Product
+from factory.production.finish import fail_item
 from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_follow
-from factory.production.submit import fail_item
 from factory.providers import get_backend
 from factory.spending import refused_charge, settle_completed
 from factory.providers.base import ProviderError, RemoteOutput, TransientError
@@ -72,8 +72,10 @@ def _remote_outputs(item: OrderItem) -> list[RemoteOutput] | None:
     try:
         outputs = backend.result(item.machine, item.request_id)
     except TransientError as exc:
-        item.return_to_polling(str(exc))
-        enqueue_follow(item.pk, delay=exc.retry_after or 5)
+        # Polled again, and collected once the results can be read.
+        if OrderItem.objects.filter(pk=item.pk).back_to_polling(str(exc)):
+            ItemEvent.objects.record(item.pk, EventKind.READ, str(exc))
+            enqueue_follow(item.pk, delay=exc.retry_after or 5)
         return None
     except ProviderError as exc:
         fail_item(item, str(exc))

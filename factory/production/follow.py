@@ -18,9 +18,9 @@ from redis import RedisError
 
 from factory.models import EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits
+from factory.production.finish import fail_item
 from factory.production.progress import refresh_order
 from factory.production.queues import enqueue_collects
-from factory.production.submit import fail_item
 from factory.providers import get_backend
 from factory.spending import settle_finished_ids, unfinished_charge
 from factory.providers.base import (
@@ -86,6 +86,7 @@ def poll_statuses(items: Sequence[OrderItem], threads: int = 8) -> list[Outcome]
 
 
 def _owned(item: OrderItem, owner: str) -> QuerySet:
+    """The item, if it is still submitted and this poller holds it."""
     return OrderItem.objects.filter(
         pk=item.pk, status=ItemStatus.SUBMITTED, lease_owner=owner
     )
@@ -131,12 +132,8 @@ def _status_failed(item: OrderItem, exc: ProviderError, owner: str) -> Step:
 
 
 def _cancelled(item: OrderItem, owner: str, charge: Charge | None = None) -> Step:
-    now = timezone.now()
     with transaction.atomic():
-        if not _owned(item, owner).update(
-            status=ItemStatus.CANCELLED, lease_owner="", lease_until=None,
-            updated_at=now,
-        ):
+        if not _owned(item, owner).cancel(frm=(ItemStatus.SUBMITTED,)):
             return Step.LOST
         settle_finished_ids([item.pk], {item.pk: charge} if charge else None)
     limits.release(item)
@@ -163,15 +160,12 @@ def start_collections(
         return []
     now = timezone.now()
     ids = [item.pk for item in items]
-    OrderItem.objects.filter(
-        pk__in=ids, status=ItemStatus.SUBMITTED, lease_owner=owner
-    ).update(
-        status=ItemStatus.COLLECTING, lease_owner="", lease_until=now + collect_lease(),
-        updated_at=now,
-    )
-    # This exact stamp marks the rows this update moved.
+    until = now + collect_lease()
+    OrderItem.objects.filter(pk__in=ids, lease_owner=owner).to_collect(until)
+    # This exact lease marks the rows this update moved: a collect job that
+    # claimed one since gave it a later one.
     moved_ids = set(OrderItem.objects.filter(
-        pk__in=ids, status=ItemStatus.COLLECTING, updated_at=now
+        pk__in=ids, status=ItemStatus.COLLECTING, lease_owner="", lease_until=until
     ).values_list("pk", flat=True))
     moved = [item for item in items if item.pk in moved_ids]
     try:

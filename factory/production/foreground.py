@@ -53,10 +53,7 @@ def _submit(item: OrderItem, owner: str, pause: float, deadline: float,
     while True:
         if (not limits.cooldown_remaining(item.machine.provider.slug)
                 and limits.acquire(item)):
-            claimed = OrderItem.objects.claim(
-                item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
-                owner=owner, lease=submit_lease(), attempt=True,
-            )
+            claimed = OrderItem.objects.claim_for_submit(item.pk, owner, submit_lease())
             if claimed is None:
                 echo(f"item {item.pk}: another process took it")
                 return

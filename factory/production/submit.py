@@ -11,17 +11,15 @@ import socket
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from factory.models import FINISHED, EventKind, ItemEvent, ItemStatus, OrderItem
+from factory.models import EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits, progress
+from factory.production.finish import fail_item
 from factory.production.queues import enqueue_cancel, enqueue_items
 from factory.providers import get_backend
-from factory.spending import settle_finished_ids
 from factory.providers.base import (
-    Charge,
     ConfigurationError,
     OutcomeUnknownError,
     PermanentError,
@@ -34,11 +32,6 @@ log = logging.getLogger(__name__)
 def worker_name() -> str:
     """Who holds a lease: host and process."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def item_key(item: OrderItem) -> str:
-    """A key unique to this item, even across a database reset."""
-    return f"item-{item.pk}-{int(item.created_at.timestamp())}"
 
 
 def submit_lease() -> timedelta:
@@ -72,10 +65,7 @@ def start_submission(item_id: int) -> None:
         return
     if not limits.acquire(item):
         return  # waiting in line
-    claimed = OrderItem.objects.claim(
-        item.pk, frm=(ItemStatus.PENDING,), to=ItemStatus.SUBMITTING,
-        owner=worker_name(), lease=submit_lease(), attempt=True,
-    )
+    claimed = OrderItem.objects.claim_for_submit(item.pk, worker_name(), submit_lease())
     if claimed is None:
         # Another job for this item claimed it and shares the slot; if the
         # item left instead (cancelled, say), pass the slot on.
@@ -93,13 +83,13 @@ def submit_claimed_item(item: OrderItem) -> None:
     progress.mark_running(item.order_id)
     backend = get_backend(item.machine.provider.slug)
     try:
-        request_id = backend.submit(item.machine, item.parameters, key=item_key(item))
+        request_id = backend.submit(item.machine, item.parameters, key=item.provider_key)
     except TransientError as exc:
         limits.release(item)
         _retry_later(item, exc)
     except OutcomeUnknownError as exc:
         # The slot stays taken: the generation may be running.
-        if _settle(item, ItemStatus.SUBMIT_UNKNOWN, last_error=str(exc)[:4000]):
+        if _held(item).outcome_unknown(str(exc)):
             ItemEvent.objects.record(item.pk, EventKind.UNKNOWN, str(exc))
     except (PermanentError, ConfigurationError) as exc:
         fail_item(item, str(exc))
@@ -109,10 +99,7 @@ def submit_claimed_item(item: OrderItem) -> None:
 
 def record_request(item: OrderItem, request_id: str) -> None:
     """Save the request id in its own update; the foreman follows from here."""
-    if _settle(
-        item, ItemStatus.SUBMITTED, request_id=request_id,
-        submitted_at=timezone.now(),
-    ):
+    if _held(item).accepted(request_id):
         return
     # Cancelled (or swept) while the call was in flight: keep the id anyway.
     OrderItem.objects.filter(pk=item.pk).update(request_id=request_id)
@@ -120,28 +107,20 @@ def record_request(item: OrderItem, request_id: str) -> None:
         limits.release(item)
         enqueue_cancel(item.pk)
     else:
-        OrderItem.objects.filter(
-            pk=item.pk, status=ItemStatus.SUBMIT_UNKNOWN
-        ).update(status=ItemStatus.SUBMITTED, submitted_at=timezone.now(),
-                 lease_owner="", lease_until=None, updated_at=timezone.now())
+        # The sweeper took the outcome for unknown meanwhile: now it is known.
+        OrderItem.objects.filter(pk=item.pk).accepted(
+            request_id, frm=(ItemStatus.SUBMIT_UNKNOWN,))
 
 
-def _settle(item: OrderItem, status: str, **fields: object) -> bool:
-    """Leave ``submitting`` if this process still owns the item."""
-    updated = OrderItem.objects.filter(
-        pk=item.pk, status=ItemStatus.SUBMITTING, lease_owner=item.lease_owner
-    ).update(
-        status=status, lease_owner="", lease_until=None,
-        updated_at=timezone.now(), **fields,
-    )
-    return bool(updated)
+def _held(item: OrderItem):
+    """The item, if this process still holds its ``submitting`` claim."""
+    return OrderItem.objects.filter(pk=item.pk, lease_owner=item.lease_owner)
 
 
 def return_to_pending(item: OrderItem, last_error: str, due_in: float = 0) -> bool:
     """Give up a claim, e.g. to try again ``due_in`` seconds from now."""
     due_at = timezone.now() + timedelta(seconds=due_in) if due_in > 0 else None
-    return _settle(item, ItemStatus.PENDING, last_error=last_error[:4000],
-                   due_at=due_at)
+    return bool(_held(item).back_to_pending(last_error, due_at=due_at))
 
 
 def postpone(item_id: int, seconds: float) -> bool:
@@ -199,25 +178,3 @@ def _retry_later(item: OrderItem, exc: TransientError) -> None:
         ItemEvent.objects.record(
             item.pk, EventKind.RETRY, f"attempt {item.attempts}: {exc}; retry in {delay:g}s"
         )
-
-
-def fail_item(item: OrderItem, message: str, charge: Charge | None = None) -> None:
-    """Fail the item with the provider's message and update its order.
-
-    ``charge`` is what the provider billed although it failed, if anything.
-    Conditional, so a cancel that landed first is not overwritten.
-    """
-    now = timezone.now()
-    with transaction.atomic():
-        updated = OrderItem.objects.filter(pk=item.pk).exclude(
-            status__in=FINISHED).update(
-            status=ItemStatus.FAILED, last_error=message[:4000], completed_at=now,
-            lease_owner="", lease_until=None, updated_at=now,
-        )
-        if updated:
-            settle_finished_ids([item.pk], {item.pk: charge} if charge else None)
-    if updated:
-        item.status, item.last_error = ItemStatus.FAILED, message[:4000]
-        ItemEvent.objects.record(item.pk, EventKind.FAILED, message)
-        limits.release(item)
-        progress.refresh_order(item.order_id)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from factory.models import EventKind, ItemEvent, ItemStatus, OrderItem
 from factory.production import limits
+from factory.production.finish import fail_item
 from factory.production.follow import collect_lease
 from factory.production.queues import (
     SUBMIT_QUEUE,
@@ -24,7 +25,6 @@ from factory.production.queues import (
     enqueue_submit,
     live_item_ids,
 )
-from factory.production.submit import fail_item, item_key
 from factory.providers import get_backend
 from factory.providers.base import ProviderError
 
@@ -104,11 +104,8 @@ def mark_stalled_submissions(now: datetime) -> int:
     moved = 0
     for item in stalled:
         if OrderItem.objects.filter(
-            pk=item.pk, status=ItemStatus.SUBMITTING, lease_until=item.lease_until
-        ).update(
-            status=ItemStatus.SUBMIT_UNKNOWN, lease_owner="", lease_until=None,
-            updated_at=now, last_error=message,
-        ):
+            pk=item.pk, lease_until=item.lease_until
+        ).outcome_unknown(message):
             ItemEvent.objects.record(item.pk, EventKind.UNKNOWN, message)
             moved += 1
     return moved
@@ -137,7 +134,7 @@ def _find(item: OrderItem, now: datetime) -> str:
     )
     try:
         request_id = backend.find(
-            item.machine, item.created_at, item.parameters, key=item_key(item)
+            item.machine, item.created_at, item.parameters, key=item.provider_key
         )
     except NotImplementedError:
         fail_item(item, "outcome unknown and the provider cannot list requests: "
@@ -150,10 +147,8 @@ def _find(item: OrderItem, now: datetime) -> str:
         return "later"
     if request_id:
         # Found: nothing is wrong any more, and the history says how.
-        if unchanged.update(
-            status=ItemStatus.SUBMITTED, request_id=request_id, submitted_at=now,
-            lease_owner="", lease_until=None, updated_at=now, last_error="",
-        ):
+        if unchanged.accepted(request_id, frm=(ItemStatus.SUBMIT_UNKNOWN,),
+                              last_error=""):
             ItemEvent.objects.record(item.pk, EventKind.RECONCILED,
                                      f"found request {request_id} at the provider")
         return "found"
@@ -166,10 +161,7 @@ def _resubmit_after_grace(item: OrderItem, unchanged: QuerySet, now: datetime) -
     if now - item.updated_at < grace:
         unchanged.update(lease_until=now + min(grace, timedelta(seconds=30)))
         return "later"
-    if not unchanged.update(
-        status=ItemStatus.PENDING, lease_owner="", lease_until=None, updated_at=now,
-        last_error=DUPLICATE_NOTE,
-    ):
+    if not unchanged.back_to_pending(DUPLICATE_NOTE, frm=(ItemStatus.SUBMIT_UNKNOWN,)):
         return "later"
     ItemEvent.objects.record(item.pk, EventKind.RESENT, DUPLICATE_NOTE)
     log.warning("item %s: %s", item.pk, DUPLICATE_NOTE)

@@ -13,13 +13,14 @@ from factory.models import (
 from factory.models.spend import AppendOnlyError
 from factory.ordering import place_order, plan_order
 from factory.parameters.pricing import FALLBACK_COMPUTE_SECONDS, estimate
+from factory.production.finish import fail_item
 from factory.production.retry import retry_failed_items
-from factory.production.submit import fail_item
 from factory.recipes import order_again
 from factory.spending import (
     BudgetError, enforce_caps, month_balance, project_balance, typical_seconds,
 )
 from tests.fakes.fal import FakeFal
+from tests.states import put
 
 PRICE = Decimal("0.025")
 
@@ -161,6 +162,7 @@ def test_failed_and_cancelled_items_release_their_reservation(
         place_order(order, user=lead)
     assert project_balance(project).committed == order.estimated_cost
     first, second, third = order.items.order_by("index")
+    put(first, ItemStatus.SUBMITTED, request_id="req-1")
     fail_item(first, "the runner crashed")
     fail_item(first, "a second report of the same failure")
     from factory.production.cancel import cancel_items
@@ -204,6 +206,7 @@ def test_order_again_and_retries_reserve_like_placing(
         place_order(again)
     items = list(order.items.order_by("index"))
     for item in items:
+        put(item, ItemStatus.SUBMITTED, request_id=f"req-{item.pk}")
         fail_item(item, "the runner crashed")
     assert project_balance(project).committed == 0
     with django_capture_on_commit_callbacks(execute=False):
@@ -337,7 +340,7 @@ def test_twenty_retries_at_once_never_exceed_the_budget(catalog, redis_db):
     for _ in range(20):
         order = _fal_order(project)
         place_order(order)
-        item = order.items.get()
+        item = put(order.items.get(), ItemStatus.SUBMITTING)
         fail_item(item, "the runner crashed")
         failed.append(item)
     Project.objects.filter(pk=project.pk).update(budget=Decimal("0.04"))  # room for 6

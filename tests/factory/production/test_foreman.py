@@ -38,6 +38,7 @@ from factory.production.sweeper import sweep
 from factory.providers.base import RemoteState, RemoteStatus, TransientError
 from factory.providers.demo import DemoBackend
 from tests.conftest import ROOT, worker_env
+from tests.states import put
 
 QUEUES = ("submit", "collect", "default")
 FAST = Tuning(tick_seconds=0.05, poll_seconds=0.1, batch_size=50, sweep_every=1)
@@ -76,7 +77,7 @@ def submitted_item(order: Order, index: int = 0) -> OrderItem:
     """Submit one of the order's items to the demo provider by hand."""
     item = order.items.select_related("machine__provider").get(index=index)
     request_id = DemoBackend().submit(item.machine, item.parameters)
-    item.mark_submitted(request_id)
+    put(item, ItemStatus.SUBMITTED, request_id=request_id)
     return item
 
 
@@ -106,7 +107,7 @@ def test_claim_leases_only_due_submitted_items(catalog, redis_db, lead):
     now = timezone.now()
     first, second, third, fourth = order.items.order_by("index")
     for item in (first, second, third):
-        item.mark_submitted(f"demo-{item.pk}")
+        put(item, ItemStatus.SUBMITTED, request_id=f"demo-{item.pk}")
     OrderItem.objects.filter(pk=second.pk).update(lease_until=now + timedelta(minutes=1))
     OrderItem.objects.filter(pk=third.pk).update(lease_until=now - timedelta(seconds=1))
 

@@ -13,6 +13,7 @@ from factory.production.queues import COLLECT_QUEUE, SUBMIT_QUEUE, live_item_ids
 from factory.production.sweeper import DUPLICATE_NOTE, sweep
 from factory.providers.demo import DemoBackend
 from tests.factory.production.test_foreman import drive, place_demo, submitted_item
+from tests.states import put
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,7 +152,8 @@ def test_an_unknown_submission_waits_out_the_grace_period_before_resending(
     item.refresh_from_db()
     assert (item.status, item.attempts) == (ItemStatus.SUBMITTED, 2)
     assert len(count_submissions) == 1
-    item.mark_completed()
+    put(item, ItemStatus.COLLECTING)
+    assert OrderItem.objects.filter(pk=item.pk).complete() == 1
     item.refresh_from_db()
     # Completed: nothing is wrong now, and the history survives completion.
     assert item.last_error == ""
@@ -227,7 +229,7 @@ def test_sweep_restores_slots_a_flush_lost_and_drops_stale_ones(
 ):
     order = place_demo(lead, runs=3)
     running, done, _ = order.items.select_related("machine__provider")
-    running.mark_submitted("demo-x")
+    put(running, ItemStatus.SUBMITTED, request_id="demo-x")
     assert limits.acquire(done)
     OrderItem.objects.filter(pk=done.pk).update(status=ItemStatus.COMPLETED)
     redis_db.delete(limits.provider_scope(running.machine.provider).key)
