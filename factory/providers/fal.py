@@ -231,25 +231,48 @@ class FalBackend(ProviderBackend):
         return found[0] if found else None
 
     def _listing(self, endpoint: str, start: datetime) -> Iterator[dict[str, Any]]:
-        """Every item of fal's request listing for ``endpoint`` since ``start``."""
-        key = self._key()
-        url = (settings.FAL_API_URL.rstrip("/")
-               + "/v1/models/requests/by-endpoint")
+        """fal's request listing for ``endpoint`` since ``start``, newest
+        pages first; a search for one request reads at most
+        ``FIND_MAX_PAGES`` of them."""
         query = {"endpoint_id": endpoint, "expand": "payloads",
                  "start": start.isoformat(), "limit": FIND_PAGE_SIZE}
+        return self._cursor_pages("/v1/models/requests/by-endpoint", query, "items",
+                                  "listing", FIND_MAX_PAGES, whole=False)
+
+    def _cursor_pages(
+        self, path: str, query: dict[str, Any], field: str, action: str,
+        max_pages: int, *, whole: bool,
+    ) -> Iterator[dict[str, Any]]:
+        """Every record under ``field`` of a cursor-paginated platform listing.
+
+        ``whole`` listings (sums) must be read to the end: more than
+        ``max_pages`` pages, or an answer without ``field``, is an error.
+        Otherwise the first ``max_pages`` are enough, and a page without
+        ``field`` has no records.
+        """
+        key = self._key()
+        url = settings.FAL_API_URL.rstrip("/") + path
+        query = dict(query)
         with httpx.Client(timeout=30.0) as client:
-            for _ in range(FIND_MAX_PAGES):
-                with reading("listing", endpoint, key):
+            for _ in range(max_pages):
+                with reading(action, path, key):
                     response = client.get(url, params=query, headers=self._headers(key))
                     if not response.is_success:
-                        raise classify(response, "listing", endpoint, key)
+                        raise classify(response, action, path, key)
                     body = response.json()
                 if not isinstance(body, dict):
-                    raise TransientError(f"fal listing {endpoint}: not a listing")
-                yield from body.get("items") or []
+                    raise TransientError(f"fal {action} {path}: not a listing")
+                records = body.get(field)
+                if records is None and not whole:
+                    records = []
+                if not isinstance(records, list):
+                    raise TransientError(f"fal {action} {path}: no {field} in the answer")
+                yield from records
                 if not (body.get("has_more") and body.get("next_cursor")):
                     return
                 query["cursor"] = body["next_cursor"]
+        if whole:
+            raise TransientError(f"fal {action} {path}: more than {max_pages} pages")
 
     # ------------------------------------------------------------ billing
     def usage(self, since: datetime, prices: dict[str, Price]) -> list[BilledRequest]:
@@ -261,29 +284,10 @@ class FalBackend(ProviderBackend):
         billing read scope: an inference-only key is refused (403).
         """
         del prices  # fal states every amount itself
-        return [_billed(event) for event in self._platform_pages(
-            "/v1/models/billing-events", "billing_events", aware(since))]
-
-    def _platform_pages(self, path: str, field: str,
-                        start: datetime) -> Iterator[dict[str, Any]]:
-        """Every record of a cursor-paginated platform listing since ``start``."""
-        key = self._key()
-        url = settings.FAL_API_URL.rstrip("/") + path
-        query: dict[str, Any] = {"start": start.isoformat(), "limit": BILLING_PAGE_SIZE}
-        with httpx.Client(timeout=30.0) as client:
-            for _ in range(BILLING_MAX_PAGES):
-                with reading("billing", path, key):
-                    response = client.get(url, params=query, headers=self._headers(key))
-                    if not response.is_success:
-                        raise classify(response, "billing", path, key)
-                    body = response.json()
-                if not isinstance(body, dict) or not isinstance(body.get(field), list):
-                    raise TransientError(f"fal billing {path}: no {field} in the answer")
-                yield from body[field]
-                if not (body.get("has_more") and body.get("next_cursor")):
-                    return
-                query["cursor"] = body["next_cursor"]
-        raise TransientError(f"fal billing {path}: more than {BILLING_MAX_PAGES} pages")
+        query = {"start": aware(since).isoformat(), "limit": BILLING_PAGE_SIZE}
+        return [_billed(event) for event in self._cursor_pages(
+            "/v1/models/billing-events", query, "billing_events", "billing",
+            BILLING_MAX_PAGES, whole=True)]
 
 
 def _billed(event: dict[str, Any]) -> BilledRequest:
