@@ -224,7 +224,11 @@ def test_the_shipped_processes_ride_out_a_30_second_redis_outage(
     assert alive == {"worker": True, "collector": True, "foreman-a": True}, (
         crew.log("worker") + crew.log("foreman-a"))
     assert crew.restarts == 0, crew.log("worker") + crew.log("collector")
-    assert "Redis is unreachable" in crew.log("worker", tail=100_000)
+    # Which loop notices depends on where the worker was: RQ's own dequeue
+    # retries quietly; anywhere else `run_worker` reconnects.
+    noticed = crew.log("worker", tail=100_000)
+    assert ("Redis is unreachable" in noticed
+            or "could not connect to Redis instance" in noticed), noticed[-3000:]
     assert exits == {"foreman-a": 0}, crew.log("foreman-a")
     assert_each_item_done_once(order, fal)
     print(f"done {seconds:.1f}s after Redis came back")
