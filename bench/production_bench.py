@@ -3,7 +3,9 @@
 P1 hides provider latency: 1,000 slow demo images, bounded only by the
 provider's concurrency limit, against jobs that each wait for their own
 generation. P2 weighs the pipeline's overhead: 1,000 instant demo images
-end to end against the same media work done in one loop in-process.
+end to end against the same media work done in one loop in-process, in
+wall time and in CPU-seconds (every process of the pipeline counted), with
+the workers' and the foreman's resident memory sampled through the run.
 Both run on the database in DATABASE_URL and the Redis in REDIS_URL, so
 point REDIS_URL at a spare database: the demo provider's slots are reset.
 """
@@ -13,24 +15,25 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import django_rq
+import psutil
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.utils import timezone
 from rq import Worker
 
-from factory.media.inspect import probe
 from factory.media.storage import store_once
-from factory.media.thumbnails import make_thumbnail
 from factory.models import FactoryMachine, ItemStatus, Order, OrderItem, Provider
 from factory.ordering import place_order
 from factory.production import limits
-from factory.production.collect import collect_outputs
+from factory.production.collect import collect_outputs, verify_output
 from factory.production.follow import claim_collection
 from factory.production.submit import worker_name
 from factory.providers import demo_art, get_backend
@@ -82,12 +85,44 @@ class Factory:
         self.foreman = foreman
         self.log = open(media_root.parent / "processes.log", "ab")  # noqa: SIM115
         self.processes: list[subprocess.Popen] = []
+        self.roles: dict[int, str] = {}  # pid -> "worker" or "foreman"
+        self.memory: dict[int, list[int]] = {}  # pid -> resident bytes sampled
+        self._sampling = threading.Event()
 
     def _start(self, *args: str) -> None:
-        self.processes.append(subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *args], env=self.env, cwd=ROOT,
             stdout=self.log, stderr=subprocess.STDOUT,
-        ))
+        )
+        self.processes.append(process)
+        self.roles[process.pid] = "foreman" if args[0] == "run_foreman" else "worker"
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User and system CPU of the processes so far by role, children
+        included."""
+        totals: dict[str, float] = {}
+        for process in self.processes:
+            times = psutil.Process(process.pid).cpu_times()
+            role = self.roles[process.pid]
+            totals[role] = totals.get(role, 0.0) + (
+                times.user + times.system + times.children_user + times.children_system)
+        return totals
+
+    def sample_memory(self, every: float = 0.5) -> None:
+        """Record each process's resident memory until ``stop_sampling``."""
+        def sample() -> None:
+            while not self._sampling.wait(every):
+                for process in self.processes:
+                    try:
+                        rss = psutil.Process(process.pid).memory_info().rss
+                    except psutil.Error:
+                        continue
+                    self.memory.setdefault(process.pid, []).append(rss)
+        self._sampling.clear()
+        threading.Thread(target=sample, daemon=True).start()
+
+    def stop_sampling(self) -> None:
+        self._sampling.set()
 
     def __enter__(self) -> "Factory":
         redis = django_rq.get_connection("default")
@@ -162,16 +197,41 @@ def _wait_until_done(order: Order) -> None:
         raise RuntimeError(f"{failed.count()} items did not complete: {first.last_error}")
 
 
-def _produce(count: int, side: int, latency: float, slots: int, tmp: Path) -> tuple[Order, float]:
-    """Wall seconds from placing an order until every item is completed."""
+@dataclass
+class Run:
+    """One timed order through the processes."""
+
+    order: Order
+    seconds: float
+    cpu: dict[str, float]  # CPU-seconds by role: worker, foreman, placing
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
+    memory: dict[str, list[list[int]]]  # role -> each process's RSS samples
+
+
+def _produce(count: int, side: int, latency: float, slots: int, tmp: Path) -> Run:
+    """Wall and CPU seconds from placing an order until every item is
+    completed; the processes' start-up is outside both."""
     _reset_demo_limits(slots)
-    with Factory(latency, tmp / "media"):
+    with Factory(latency, tmp / "media") as factory:
         order = _demo_order(count, side)
-        start = time.perf_counter()
+        cpu_before = factory.cpu_seconds()
+        factory.sample_memory()
+        start, placing = time.perf_counter(), time.process_time()
         place_order(order)
+        placing = time.process_time() - placing
         _wait_until_done(order)
         seconds = time.perf_counter() - start
-    return order, seconds
+        factory.stop_sampling()
+        after = factory.cpu_seconds()
+        cpu = {role: after[role] - cpu_before[role] for role in after}
+        cpu["placing"] = placing
+        memory: dict[str, list[list[int]]] = {}
+        for pid, samples in factory.memory.items():
+            memory.setdefault(factory.roles[pid], []).append(samples)
+    return Run(order, seconds, cpu, memory)
 
 
 def _blocking_sample(count: int, side: int, tmp: Path) -> float:
@@ -202,7 +262,7 @@ def bench_latency_hiding() -> list[dict[str, Any]]:
         return []  # minutes per run: measured on the SQLite pass only
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        _, wall = _produce(ITEMS, 64, LATENCY, SLOTS, tmp)
+        wall = _produce(ITEMS, 64, LATENCY, SLOTS, tmp).seconds
         sample = _blocking_sample(BASELINE_SAMPLE, 64, tmp)
     bound = math.ceil(ITEMS / SLOTS) * LATENCY
     baseline = sample / BASELINE_SAMPLE * ITEMS
@@ -221,19 +281,38 @@ def bench_latency_hiding() -> list[dict[str, Any]]:
     ]
 
 
-def _media_loop(order: Order, side: int, media_root: Path) -> float:
-    """The media work of ``order`` in one in-process loop: render, probe,
-    hash, store once and thumbnail each image."""
+def _media_loop(order: Order, side: int, media_root: Path) -> tuple[float, float]:
+    """The media work of ``order`` in one in-process loop, as collecting does
+    it: render, probe, embed the parameters, thumbnail, hash and store each
+    file once. Wall and CPU seconds."""
     storage = FileSystemStorage(location=media_root)
-    params = list(order.items.order_by("index").values_list("parameters", flat=True))
-    start = time.perf_counter()
-    for p in params:
+    items = list(order.items.select_related("machine").order_by("index"))
+    start, cpu = time.perf_counter(), time.process_time()
+    for item in items:
+        p = item.parameters
         data = demo_art.render_image(p["prompt"], int(p["seed"]), side, side,
                                      p.get("output_format", "png"))
-        info = probe(data)
-        store_once(data, info.extension, "files", storage=storage)
-        store_once(make_thumbnail(data, info), "webp", "thumbs", storage=storage)
-    return time.perf_counter() - start
+        output = verify_output(item, data, item.seed)
+        store_once(output.data, output.info.extension, "files", storage=storage)
+        store_once(output.thumbnail, "webp", "thumbs", storage=storage)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _growth_mb(runs: list[list[int]]) -> float:
+    """The largest rise of one process's resident memory from the median of
+    its first tenth of samples to the median of its last tenth, in MB."""
+    def median(values: list[int]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+    rises = []
+    for samples in runs:
+        tenth = max(1, len(samples) // 10)
+        rises.append(median(samples[-tenth:]) - median(samples[:tenth]))
+    return max(rises, default=0) / 2**20
+
+
+def _peak_mb(runs: list[list[int]]) -> float:
+    return max((max(samples) for samples in runs if samples), default=0) / 2**20
 
 
 def bench_overhead() -> list[dict[str, Any]]:
@@ -242,15 +321,30 @@ def bench_overhead() -> list[dict[str, Any]]:
     side = 128
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        order, wall = _produce(ITEMS, side, 0.0, ITEMS, tmp)
-        pure = _media_loop(order, side, tmp / "pure")
+        run = _produce(ITEMS, side, 0.0, ITEMS, tmp)
+        pure, pure_cpu = _media_loop(run.order, side, tmp / "pure")
+    workers, foreman = run.memory.get("worker", []), run.memory.get("foreman", [])
     return [
         {"name": f"P2: {ITEMS:,} instant demo images ({side}×{side}) end to end",
-         "value": wall, "unit": "s"},
+         "value": run.seconds, "unit": "s"},
         {"name": "P2: the same media work in one in-process loop",
          "value": pure, "unit": "s"},
-        {"name": "P2: ratio end to end ÷ media work", "value": wall / pure,
+        {"name": "P2: ratio end to end ÷ media work", "value": run.seconds / pure,
          "unit": "×", "target": "≤ 1.5"},
+        {"name": f"P2: CPU of {WORKERS} workers + foreman + placing, per item",
+         "value": run.cpu_seconds / ITEMS * 1000, "unit": "ms"},
+        *({"name": f"P2: of which {role}, per item", "value": seconds / ITEMS * 1000,
+           "unit": "ms"} for role, seconds in sorted(run.cpu.items())),
+        {"name": "P2: CPU of the media work alone, per item",
+         "value": pure_cpu / ITEMS * 1000, "unit": "ms"},
+        {"name": "P2: CPU ratio pipeline ÷ media work",
+         "value": run.cpu_seconds / pure_cpu, "unit": "×", "target": "≤ 1.3"},
+        {"name": f"P2: worker resident memory, rise over {ITEMS:,} items (largest of "
+                 f"{len(workers)})", "value": _growth_mb(workers), "unit": "MB"},
+        {"name": "P2: worker resident memory, peak", "value": _peak_mb(workers),
+         "unit": "MB"},
+        {"name": "P2: foreman resident memory, peak", "value": _peak_mb(foreman),
+         "unit": "MB"},
     ]
 
 

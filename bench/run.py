@@ -133,7 +133,17 @@ NOTES = """## What is measured
 - **P2 overhead** (SQLite pass only): 1,000 demo images (128×128) from a
   provider with no latency and no slot limit, end to end through the same
   processes, versus the media work on the same images in one in-process
-  loop: render, probe, hash and store once, thumbnail and store once.
+  loop as collecting does it: render, probe, embed the parameters,
+  thumbnail, hash and store each file once. In wall time, and in
+  CPU-seconds: the user and system CPU of both workers and the foreman
+  (read with psutil when the order is placed and when the last item
+  completes, so start-up is left out) plus placing the order, against the
+  loop's own CPU. The two workers run on two cores while the loop runs on
+  one, so only the CPU ratio says what the pipeline costs. The demo
+  provider runs inside the workers: its rendering is media work on both
+  sides, its bookkeeping of fake requests in Redis counts against the
+  pipeline. Resident memory of each process is sampled every 0.5 s; the
+  rise is the median of the last tenth of samples minus that of the first.
   Both production benchmarks empty the queues and the demo provider's slots
   in `BENCH_REDIS_URL` (default `redis://127.0.0.1:6379/13`), never the
   Redis in `REDIS_URL`.

@@ -1,7 +1,8 @@
 """Run every benchmark against the database in DATABASE_URL; print JSON.
 
 Each benchmark is a function taking no arguments and returning a list of
-result rows (name, value, unit, target, note). Run through bench/run.py.
+result rows (name, value, unit, target, note). Run through bench/run.py;
+BENCH_ONLY=name,name runs only the benchmark functions of those names.
 """
 import json
 import os
@@ -23,10 +24,12 @@ def main() -> None:
     call_command("load_seed_data", verbosity=0)
     from bench import import_rows, ordering_bench, production_bench
 
+    only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
     rows = []
     for bench in (ordering_bench.BENCHMARKS + import_rows.BENCHMARKS
                   + production_bench.BENCHMARKS):
-        rows.extend(bench())
+        if not only or bench.__name__ in only:
+            rows.extend(bench())
     print(json.dumps(rows))
 
 
