@@ -6,6 +6,6 @@ class AdminExtConfig(AppConfig):
     verbose_name = "Art Factory admin"
 
     def ready(self) -> None:
-        from admin_ext import listing
+        from admin_ext import lean
 
-        listing.install()
+        lean.install()

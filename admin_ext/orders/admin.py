@@ -25,7 +25,7 @@ from admin_ext.data.admin import DataAdminMixin
 from admin_ext.data.resources import OrderResource
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
-from admin_ext.listing import LeanAdminMixin
+from admin_ext.lean import LeanAdminMixin
 from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
 from admin_ext.orders.summary import item_estimate

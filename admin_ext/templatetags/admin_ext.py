@@ -8,7 +8,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from admin_ext.cards import CardUrls, card_html, cards_html
-from admin_ext.listing import cached_label as display_for_label
+from admin_ext.lean import cached_label as display_for_label
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from factory.models import Order, OrderItem
 from factory.production.watching import CLOSED, Tally
