@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "artfactory.settings")
 
-from bench.p3_admin_scale import DOC, PG_ADMIN_URL, fill_inventory  # noqa: E402
+from bench.own_database import fresh_database, write_section  # noqa: E402
+from bench.p3_admin_scale import fill_inventory  # noqa: E402
 
 PG_NAME = os.environ.get("P5_BENCH_DB", "artfactory_bench_p5")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -61,15 +62,6 @@ IMG_SRC = re.compile(r'<img[^>]*\ssrc="([^"]+)"')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 SECTION_START = "<!-- p5-admin-load:start -->"
 SECTION_END = "<!-- p5-admin-load:end -->"
-
-
-def _fresh_database() -> str:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
-        conn.execute(f"CREATE DATABASE {PG_NAME}")
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_NAME
 
 
 def _fill(media_root: Path) -> dict[str, Any]:
@@ -452,13 +444,7 @@ def _write(r: dict[str, Any]) -> None:
         "CPU from the server and inflates every latency here, the ceiling's most.\n\n"
         + SECTION_END + "\n"
     )
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    if SECTION_START in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text, encoding="utf-8")
+    write_section(SECTION_START, SECTION_END, section)
 
 
 def main() -> None:
@@ -472,7 +458,7 @@ def main() -> None:
 
     import django
 
-    os.environ["DATABASE_URL"] = _fresh_database()
+    os.environ["DATABASE_URL"] = fresh_database(PG_NAME)
     os.environ["REDIS_URL"] = REDIS_URL
     os.environ["DEMO_LATENCY_SECONDS"] = DEMO_LATENCY
     django.setup()
