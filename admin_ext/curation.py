@@ -23,11 +23,11 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from admin_ext.bulk import selection_context
+from admin_ext.cards import CardUrls, card_html
 from admin_ext.panel import Render, panel_view, render_section
 from factory.models import Product, Tag
 from factory.models.inventory import RATING_MESSAGE, clean_rating
 
-CARD_TEMPLATE = "admin_ext/inventory/_partials/card.html"
 RATE_TEMPLATE = "admin_ext/inventory/rate_selected.html"
 VIEW_SESSION_KEY = "products_view"
 VIEWS = ("grid", "table")
@@ -103,8 +103,9 @@ def render_card(
     model_admin: ModelAdmin, request: HttpRequest, product: Product
 ) -> HttpResponse:
     """The product's card, which the grid swaps in after an edit."""
-    return TemplateResponse(request, CARD_TEMPLATE, card_context(
-        model_admin, request, product=product,
+    return HttpResponse(card_html(
+        product, CardUrls(model_admin.model._meta),
+        model_admin.has_change_permission(request),
     ))
 
 
@@ -173,15 +174,6 @@ def tag_suggestions(model_admin: ModelAdmin, request: HttpRequest) -> HttpRespon
         return _refusal("You may not change products.", 403)
     tags = Tag.objects.suggest(request.GET.get("q", ""))
     return JsonResponse({"tags": list(tags.values_list("name", flat=True))})
-
-
-def card_context(model_admin: ModelAdmin, request: HttpRequest, **extra) -> dict:
-    """What a card reads besides its product."""
-    return {
-        "opts": model_admin.model._meta,
-        "can_curate": model_admin.has_change_permission(request),
-        **extra,
-    }
 
 
 def _refusal(message: str, status: int) -> HttpResponse:

@@ -14,6 +14,7 @@ from admin_ext.curation import confirm_rating, curation_urls, remember_view
 from admin_ext.data.admin import DataAdminMixin
 from admin_ext.data.resources import ProductResource
 from admin_ext.display import thumbnail_html
+from admin_ext.lean import LeanAdminMixin
 from admin_ext.product_filters import (
     CreatedFilter, FavoriteFilter, MediaTypeFilter, OrderFilter, ParameterFilter,
     ProductMachineFilter, ProjectFilter, PromptFilter, ProviderFilter, RatingFilter,
@@ -30,7 +31,8 @@ from factory.search import search_products
 
 
 @admin.register(Product)
-class ProductAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin, ModelAdmin):
+class ProductAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin,
+                   LeanAdminMixin, ModelAdmin):
     resource_classes = [ProductResource]
     list_display = [
         "display_thumbnail", "__str__", "machine", "project", "display_media_type",

@@ -360,6 +360,11 @@ def _amount(raw: str) -> Decimal:
 # Placing from the order form asks once more above this estimated cost.
 ORDER_CONFIRM_ABOVE = _read("ORDER_CONFIRM_ABOVE", _amount, Decimal("1.00"))
 
+# ---------------------------------------------------------------- dashboard
+# Each web process keeps the dashboard's figures (items in flight, newest
+# products and orders, spend) this many seconds; 0 reads them every time.
+DASHBOARD_CACHE_SECONDS = _read("DASHBOARD_CACHE_SECONDS", float, 5.0)
+
 # ---------------------------------------------------------------- deployment
 # HTTPS=1 says the site is reached over HTTPS only: Django then redirects
 # plain HTTP, marks its cookies secure and sends HSTS. Each setting can still

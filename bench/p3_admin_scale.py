@@ -21,8 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "artfactory.settings")
 
-DOC = ROOT / "docs" / "benchmarks.md"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+from bench.own_database import fresh_database, write_section  # noqa: E402
 PG_NAME = os.environ.get("P3_BENCH_DB", "artfactory_bench_p3")
 # Items per order. Small: 100 products, the newest order of 50 items (as
 # many as an order page shows) and 50 orders of one, so the orders list is
@@ -48,15 +47,7 @@ SECTION_END = "<!-- p3-admin-scale:end -->"
 
 def _fresh_database() -> str:
     """Drop and create the benchmark database; its URL."""
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
-        conn.execute(f"CREATE DATABASE {PG_NAME}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_NAME
-    with psycopg.connect(url, autocommit=True) as conn:  # shared by both schemas
-        conn.execute("CREATE EXTENSION pg_trgm SCHEMA public")
-    return url
+    return fresh_database(PG_NAME, extensions=("pg_trgm",))  # shared by both schemas
 
 
 def use_schema(schema: str) -> None:
@@ -250,13 +241,7 @@ def _write(rows: list[dict]) -> None:
         f"{TARGET_RATIO}× the time at\n100 products, the same number of queries, "
         f"at most {MAX_QUERIES}.\n\n" + _table(rows) + "\n\n" + NOTES + SECTION_END + "\n"
     )
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    if SECTION_START in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text, encoding="utf-8")
+    write_section(SECTION_START, SECTION_END, section)
 
 
 NOTES = """What keeps the pages flat:

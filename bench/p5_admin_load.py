@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "artfactory.settings")
 
-from bench.p3_admin_scale import DOC, PG_ADMIN_URL, fill_inventory  # noqa: E402
+from bench.own_database import fresh_database, write_section  # noqa: E402
+from bench.p3_admin_scale import fill_inventory  # noqa: E402
 
 PG_NAME = os.environ.get("P5_BENCH_DB", "artfactory_bench_p5")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -50,6 +51,7 @@ THINK_SECONDS = 5.0
 CEILING_CLIENTS = 16
 CEILING_SECONDS = 20.0
 THUMBNAIL_SAMPLE = 400
+PAGE_SAMPLE = 10
 # The demo order produced during the run: small pictures, a short latency,
 # a few slots, enough items to outlast both phases.
 DEMO_ITEMS = 3000
@@ -61,15 +63,6 @@ IMG_SRC = re.compile(r'<img[^>]*\ssrc="([^"]+)"')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 SECTION_START = "<!-- p5-admin-load:start -->"
 SECTION_END = "<!-- p5-admin-load:end -->"
-
-
-def _fresh_database() -> str:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
-        conn.execute(f"CREATE DATABASE {PG_NAME}")
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_NAME
 
 
 def _fill(media_root: Path) -> dict[str, Any]:
@@ -258,13 +251,38 @@ class Record:
         return response.text if kind == "page" else None
 
 
+def _named_pages(facts: dict[str, Any]) -> dict[str, str]:
+    """Each page of the mix by name."""
+    grid = "/admin/factory/product/"
+    return {
+        "product grid, page 1": grid, "product grid, page 2": grid + "?p=2",
+        "product grid, page 3": grid + "?p=3", "orders list": "/admin/factory/order/",
+        "running order": f"/admin/factory/order/{facts['demo_order']}/change/",
+        "finished order": f"/admin/factory/order/{facts['order']}/change/",
+        "dashboard": "/admin/",
+    }
+
+
 def _pages(facts: dict[str, Any]) -> list[str]:
     """The page mix: inventory, orders, dashboard, a third each."""
-    grid = "/admin/factory/product/"
-    return [grid, grid + "?p=2", grid + "?p=3",
-            "/admin/factory/order/", f"/admin/factory/order/{facts['demo_order']}/change/",
-            "/admin/factory/order/", f"/admin/factory/order/{facts['order']}/change/",
-            "/admin/"] + ["/admin/"] * 2
+    named = _named_pages(facts)
+    return [named["product grid, page 1"], named["product grid, page 2"],
+            named["product grid, page 3"], named["orders list"], named["running order"],
+            named["orders list"], named["finished order"]] + [named["dashboard"]] * 3
+
+
+def _cpu_by_page(servers: "Servers", user: "User", facts: dict[str, Any]) -> dict[str, float]:
+    """Server CPU seconds per request of each page, one user asking alone."""
+    found = {}
+    for name, path in _named_pages(facts).items():
+        user.client.get(path)  # warm
+        before = servers.cpu_seconds()
+        for _ in range(PAGE_SAMPLE):
+            response = user.client.get(path)
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: HTTP {response.status_code}")
+        found[name] = (servers.cpu_seconds() - before) / PAGE_SAMPLE
+    return found
 
 
 def _think_time_phase(users: list[User], seconds: float) -> Record:
@@ -356,10 +374,13 @@ def _measure(seconds: float) -> dict[str, Any]:
                 user.sign_in()
             produced_before = _produced(facts["demo_order"])
             cpu_before = servers.cpu_seconds()
+            load_before = os.getloadavg()
             load = _think_time_phase(users, seconds)
+            load_after = os.getloadavg()
             cpu = servers.cpu_seconds() - cpu_before
             produced = _produced(facts["demo_order"]) - produced_before
             thumb_cpu = _thumbnail_cpu(servers, users[:4])
+            by_page = _cpu_by_page(servers, users[0], facts)
             ceiling, wall = _ceiling_phase(users[:CEILING_CLIENTS], CEILING_SECONDS)
             if servers.web.poll() is not None:
                 raise SystemExit("gunicorn stopped:\n" + servers.log_path.read_text()[-4000:])
@@ -379,7 +400,8 @@ def _measure(seconds: float) -> dict[str, Any]:
         "ceiling_thumbnails": len(ceiling.seconds["thumbnail"]),
         "ceiling_p50": _ms(ceiling.seconds["page"], 0.5),
         "ceiling_p95": _ms(ceiling.seconds["page"], 0.95),
-        "ceiling_errors": ceiling.errors,
+        "ceiling_errors": ceiling.errors, "by_page": by_page,
+        "load_before": load_before, "load_after": load_after,
     }
 
 
@@ -410,7 +432,18 @@ def _table(r: dict[str, Any]) -> str:
         f"{r['ceiling_pages'] / r['ceiling_wall']:.1f} | |",
         f"| ceiling: page latency p50 / p95 | {r['ceiling_p50']:.0f} / "
         f"{r['ceiling_p95']:.0f} ms | |",
+        f"| load average (1 min) before / after the window | {r['load_before'][0]:.2f} / "
+        f"{r['load_after'][0]:.2f} | |",
         f"| target met | {'yes' if met else '**no**'} | |",
+    ])
+
+
+def _page_table(r: dict[str, Any]) -> str:
+    """Server CPU per request of each page of the mix, asked alone."""
+    return "\n".join([
+        "| page (one user, nothing else asking) | server CPU per request |",
+        "|---|---|",
+        *(f"| {name} | {seconds * 1000:.0f} ms |" for name, seconds in r["by_page"].items()),
     ])
 
 
@@ -429,7 +462,9 @@ def _write(r: dict[str, Any]) -> None:
         f"{r['seconds']:.0f} s here). PostgreSQL with P3's inventory of "
         f"{r['products']:,} products (filled in\n{r['filled']:.0f} s), "
         "gunicorn as the Procfile starts it (artfactory/gunicorn.conf.py:\n"
-        "2 processes of 4 threads, whitenoise serving the collected static files),\n"
+        f"{os.environ.get('WEB_CONCURRENCY') or 2} processes of "
+        f"{os.environ.get('WEB_THREADS') or 4} threads, whitenoise serving the "
+        "collected static files),\n"
         "a `run_worker` and a `run_foreman` producing a demo order of 64×64 images\n"
         f"({DEMO_LATENCY} s latency, {DEMO_SLOTS} slots) all along. {USERS} staff users "
         "with the operator\nrole each sign in through the login form with a cookie jar "
@@ -447,18 +482,16 @@ def _write(r: dict[str, Any]) -> None:
         f"is {CEILING_CLIENTS} of the same users looping on the mix without think time "
         f"for\n{CEILING_SECONDS:.0f} s. Targets: page p95 ≤ {TARGET_P95_MS} ms, 0 errors.\n\n"
         + _table(r) + "\n\n"
+        f"Then one of the users asks for each page of the mix {PAGE_SAMPLE} times in a row,\n"
+        "alone (production still running), and the server's CPU is divided by\n"
+        "the requests: what one page costs, gzip and the middleware included.\n\n"
+        + _page_table(r) + "\n\n"
         "The load generator (Python threads, httpx) runs on the same 2 cores as\n"
         "gunicorn, PostgreSQL, Redis and the production processes, so it takes\n"
         "CPU from the server and inflates every latency here, the ceiling's most.\n\n"
         + SECTION_END + "\n"
     )
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    if SECTION_START in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text, encoding="utf-8")
+    write_section(SECTION_START, SECTION_END, section)
 
 
 def main() -> None:
@@ -472,7 +505,7 @@ def main() -> None:
 
     import django
 
-    os.environ["DATABASE_URL"] = _fresh_database()
+    os.environ["DATABASE_URL"] = fresh_database(PG_NAME)
     os.environ["REDIS_URL"] = REDIS_URL
     os.environ["DEMO_LATENCY_SECONDS"] = DEMO_LATENCY
     django.setup()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DOC = ROOT / "docs" / "benchmarks.md"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+from bench.own_database import DOC, PG_ADMIN_URL, fresh_database  # noqa: E402
+
 PG_NAME = "artfactory_bench"
 
 
@@ -34,13 +34,10 @@ def _fresh_postgres() -> str | None:
     import psycopg
 
     try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
-            conn.execute(f"CREATE DATABASE {PG_NAME}")
+        return fresh_database(PG_NAME)
     except psycopg.OperationalError as exc:
         print(f"PostgreSQL not reachable, skipped: {exc}", file=sys.stderr)
         return None
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_NAME
 
 
 def _machine() -> str:

@@ -30,6 +30,12 @@ def provider_keys(settings):
     settings.CIVITAI_API_TOKEN = settings.CIVITAI_API_TOKEN or "civitai-test"
 
 
+@pytest.fixture(autouse=True)
+def fresh_dashboard(settings):
+    """The dashboard reads its figures every time, unless a test keeps them."""
+    settings.DASHBOARD_CACHE_SECONDS = 0
+
+
 @pytest.fixture
 def redis_db():
     """The test Redis database, emptied before and after the test."""

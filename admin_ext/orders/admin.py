@@ -25,6 +25,7 @@ from admin_ext.data.admin import DataAdminMixin
 from admin_ext.data.resources import OrderResource
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from admin_ext.filters import MachineFilter
+from admin_ext.lean import LeanAdminMixin
 from admin_ext.orders import picker
 from admin_ext.orders.progress import progress_urls
 from admin_ext.orders.summary import item_estimate
@@ -40,7 +41,7 @@ PREVIEW_ITEMS = 5
 
 @admin.register(Order)
 class OrderAdmin(RefuseForbiddenActions, DataAdminMixin, EstimatedCountMixin,
-                 DraftFormMixin, ModelAdmin):
+                 DraftFormMixin, LeanAdminMixin, ModelAdmin):
     resource_classes = [OrderResource]
     list_display = [
         "__str__", "machine", "project", "display_status", "display_progress",
@@ -302,7 +303,7 @@ class ItemEventInline(TabularInline):
 
 
 @admin.register(OrderItem)
-class OrderItemAdmin(RefuseForbiddenActions, EstimatedCountMixin, ModelAdmin):
+class OrderItemAdmin(RefuseForbiddenActions, EstimatedCountMixin, LeanAdminMixin, ModelAdmin):
     inlines = [ItemEventInline]
     list_display = [
         "__str__", "order", "machine", "display_status", "attempts", "seed",

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
 
-from admin_ext.dashboard import dashboard_context
+from admin_ext.dashboard import recent_dashboard_context
 from factory.models import Order, OrderStatus
 from factory.production.watching import watch_order
 
@@ -109,5 +109,5 @@ def dashboard_progress(model_admin: ModelAdmin, request: HttpRequest) -> HttpRes
     _check_view(model_admin, request)
     return TemplateResponse(
         request, "admin_ext/dashboard/_partials/live.html",
-        {**dashboard_context(), "can_watch": True},
+        {**recent_dashboard_context(), "can_watch": True},
     )

@@ -6,8 +6,9 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
-from unfold.utils import display_for_label
 
+from admin_ext.cards import CardUrls, card_html, cards_html
+from admin_ext.lean import cached_label as display_for_label
 from admin_ext.display import ITEM_COLOURS, ORDER_COLOURS, progress_html
 from factory.models import Order, OrderItem
 from factory.production.watching import CLOSED, Tally
@@ -110,3 +111,18 @@ def order_spend_panel(order: Order) -> dict:
     from factory.spend_reports import order_spend
 
     return {"order": order, "spend": order_spend(order)}
+
+
+@register.simple_tag
+def product_cards(products: Iterable, opts, can_curate: bool) -> SafeString:
+    """A page of the inventory grid: every card, the URLs reversed once."""
+    return cards_html(products, opts, can_curate)
+
+
+@register.simple_tag(takes_context=True)
+def product_card(context, product, opts, can_curate: bool) -> SafeString:
+    """One product's card, as the grid shows it; the URLs reversed once a page."""
+    urls = context.render_context.get(CardUrls)
+    if urls is None:
+        urls = context.render_context[CardUrls] = CardUrls(opts)
+    return card_html(product, urls, can_curate)

@@ -203,3 +203,25 @@ def test_dashboard_poll_costs_the_same_queries_at_any_size(
     with django_assert_num_queries(len(small)):
         response = client.get(DASHBOARD_PROGRESS)
     assert response.status_code == 200
+
+
+def test_dashboard_figures_are_kept_a_few_seconds_per_process(
+    catalog, lead, settings, django_assert_num_queries
+):
+    from admin_ext import dashboard
+
+    settings.DASHBOARD_CACHE_SECONDS = 60
+    dashboard._kept.clear()
+    build_order(title="First", in_flight=1)
+    client = client_for(lead)
+    client.get(DASHBOARD_PROGRESS)  # session and permissions warmed, figures kept
+    build_order(title="Second", in_flight=1)
+    with CaptureQueriesContext(connection) as kept:
+        html = client.get(DASHBOARD_PROGRESS).content.decode()
+    assert "Second" not in html and "First" in html
+    dashboard._kept["live"] = (0.0, dashboard._kept["live"][1])  # the time is up
+    with CaptureQueriesContext(connection) as fresh:
+        html = client.get(DASHBOARD_PROGRESS).content.decode()
+    assert "Second" in html
+    assert len(fresh) > len(kept)
+    dashboard._kept.clear()

@@ -49,6 +49,21 @@ def test_grid_shows_a_card_per_product_with_thumbnail_and_state(catalog, operato
 
 
 @pytest.mark.django_db
+def test_card_escapes_the_prompt_it_shows(catalog, operator):
+    product = bulk_products(1)[0]
+    hostile = '<script>alert("x")</script> & <b>bold</b>'
+    Product.objects.filter(pk=product.pk).update(prompt=hostile)
+    html = _client(operator).get(URL).content.decode()
+    card = html[html.index(f'id="product-card-{product.pk}"'):]
+    card = card[:card.index("</article>")]
+    assert "<script>" not in card and "<b>" not in card
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+    assert f'title="{escaped}"' in card  # the prompt's title
+    assert f'alt="{escaped}"' in card  # the thumbnail's alt text
+    assert f">{escaped}</p>" in card
+
+
+@pytest.mark.django_db
 def test_viewer_sees_the_grid_without_curation_controls(catalog, viewer):
     product = bulk_products(1)[0]
     html = _client(viewer).get(URL).content.decode()
