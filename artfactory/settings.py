@@ -335,6 +335,9 @@ PRODUCTION_PENDING_GRACE_SECONDS = _read("PRODUCTION_PENDING_GRACE_SECONDS", flo
 PRODUCTION_UNKNOWN_GRACE_SECONDS = _read("PRODUCTION_UNKNOWN_GRACE_SECONDS", float, 600)
 PRODUCTION_SLOT_SECONDS = _read("PRODUCTION_SLOT_SECONDS", float, 900)
 PRODUCTION_RETRY_DELAYS = (5, 20, 60, 180)
+# Collections that find the provider's file host busy (429, 5xx) or
+# unreachable: tries before the item fails, spaced by the delays above.
+PRODUCTION_DOWNLOAD_TRIES = _read("PRODUCTION_DOWNLOAD_TRIES", int, 6)
 PRODUCTION_MAX_RETRIES = {"default": 4}
 
 # ---------------------------------------------------------------- downloads

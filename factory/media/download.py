@@ -44,6 +44,20 @@ class TooSlowError(DownloadError):
     """The download did not finish within the time cap."""
 
 
+class UnavailableError(DownloadError):
+    """The file host is busy or unreachable for now (429, 5xx, a refused or
+    dropped connection): the same URL is worth another try later.
+    ``retry_after`` is the host's Retry-After in seconds, when it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# Answers that say "not now" rather than "never".
+BUSY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one download may do."""
@@ -112,6 +126,10 @@ def _get(target: Target, limits: Limits, deadline: float) -> bytes | str:
         raise TooSlowError(
             f"download took longer than {limits.timeout:g} s"
         ) from None
+    except httpx.TransportError as exc:
+        raise UnavailableError(
+            f"download from {target.host} failed: {type(exc).__name__}: {exc}"
+        ) from None
     except httpx.HTTPError as exc:
         raise DownloadError(
             f"download from {target.host} failed: {type(exc).__name__}: {exc}"
@@ -127,6 +145,9 @@ def _answer(
             return urljoin(str(target.url), response.headers["location"])
         except ValueError as exc:
             raise RefusedURLError(f"refused a malformed redirect: {exc}") from None
+    if response.status_code in BUSY_STATUSES:
+        raise UnavailableError(f"HTTP {response.status_code} from {target.host}",
+                               _retry_after(response.headers.get("retry-after", "")))
     if response.status_code != 200:
         raise DownloadError(f"HTTP {response.status_code} from {target.host}")
     declared = response.headers.get("content-length", "")
@@ -143,6 +164,15 @@ def _answer(
         if time.monotonic() > deadline:
             raise TooSlowError(f"download took longer than {limits.timeout:g} s")
     return bytes(body)
+
+
+def _retry_after(value: str) -> float | None:
+    """Retry-After in seconds (its HTTP-date form is read as no hint)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86400 else None
 
 
 def _decode_data_uri(url: str, max_bytes: int) -> bytes:

@@ -15,11 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 
-from factory.media.download import fetch_output
+from factory.media.download import UnavailableError, fetch_output
 from factory.media.inspect import MediaError, MediaInfo, probe
 from factory.media.metadata import a1111_text, embed_parameters
 from factory.media.storage import StoredFile, store_once
@@ -55,6 +56,12 @@ def collect_outputs(item: OrderItem) -> None:
         return
     try:
         verified = verify_outputs(item, outputs)
+    except UnavailableError as exc:
+        if _download_later(item, exc):
+            return
+        fail_item(item, f"{exc} (gave up after {settings.PRODUCTION_DOWNLOAD_TRIES} "
+                        "tries)", refused_charge(item, outputs))
+        return
     except MediaError as exc:
         # The provider finished, so it billed; only a unit the answer
         # itself measures (outputs, run time) can be charged here.
@@ -64,6 +71,27 @@ def collect_outputs(item: OrderItem) -> None:
         record_output(item, index, output)
     settle_completed(item, outputs)
     refresh_order(item.order_id)
+
+
+DOWNLOAD_LATER = "download failed, trying again: "
+
+
+def _download_later(item: OrderItem, exc: UnavailableError) -> bool:
+    """Put the item back to be polled and collected again, unless it has
+    used its tries; whether it was put back."""
+    tried = ItemEvent.objects.filter(
+        item_id=item.pk, kind=EventKind.READ, message__startswith=DOWNLOAD_LATER
+    ).count() + 1
+    if tried >= settings.PRODUCTION_DOWNLOAD_TRIES:
+        return False
+    delays = settings.PRODUCTION_RETRY_DELAYS
+    delay = exc.retry_after if exc.retry_after is not None else delays[
+        min(tried, len(delays)) - 1]
+    message = DOWNLOAD_LATER + str(exc)
+    if OrderItem.objects.filter(pk=item.pk).back_to_polling(message):
+        ItemEvent.objects.record(item.pk, EventKind.READ, message)
+        enqueue_follow(item.pk, delay=delay)
+    return True
 
 
 def _remote_outputs(item: OrderItem) -> list[RemoteOutput] | None:
@@ -108,6 +136,8 @@ def _naming_output(index: int) -> Iterator[None]:
     """Prefix a MediaError's message with the output it concerns."""
     try:
         yield
+    except UnavailableError as exc:
+        raise UnavailableError(f"output {index}: {exc}", exc.retry_after) from exc
     except MediaError as exc:
         raise MediaError(f"output {index}: {exc}") from exc
 

@@ -19,6 +19,7 @@ from factory.production import limits
 from factory.production.finish import fail_item
 from factory.production.follow import collect_lease
 from factory.production.queues import (
+    COLLECT_QUEUE,
     SUBMIT_QUEUE,
     enqueue_collect,
     enqueue_items,
@@ -173,18 +174,23 @@ def _resubmit_after_grace(item: OrderItem, unchanged: QuerySet, now: datetime) -
 def requeue_lost_collections(now: datetime) -> int:
     """Hand collecting items whose lease ran out to a new collect job.
 
-    The lease alone decides: a collect job's timeout ends before its lease
+    The lease decides: a collect job's timeout ends before its lease
     does, so a job still listed as running then is one whose worker died.
-    Collection is safe to run twice, so a slow one overtaken does no harm.
+    Collection is safe to run twice, so a slow one overtaken does no harm;
+    but a job still waiting in the queue (a backlog longer than the lease)
+    only gets a new lease, so a long queue is not doubled by the sweeper.
     """
     expired = list(OrderItem.objects.filter(
         status=ItemStatus.COLLECTING, lease_until__lt=now
     ).order_by("pk").values_list("pk", "lease_until")[:BATCH])
+    if not expired:
+        return 0
+    queued = live_item_ids(COLLECT_QUEUE, running=False)
     requeued = 0
     for pk, lease_until in expired:
         if OrderItem.objects.filter(
             pk=pk, status=ItemStatus.COLLECTING, lease_until=lease_until
-        ).update(lease_owner="", lease_until=now + collect_lease()):
+        ).update(lease_owner="", lease_until=now + collect_lease()) and pk not in queued:
             enqueue_collect(pk)
             requeued += 1
     return requeued

@@ -20,6 +20,7 @@ from factory.media.download import (
     RefusedURLError,
     TooLargeError,
     TooSlowError,
+    UnavailableError,
     download,
     fetch_output,
 )
@@ -393,6 +394,33 @@ def test_error_status_is_reported(serve):
         get(server.url(), server.host_port)
 
 
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_busy_host_is_worth_another_try(serve, status):
+    server = serve(body(b"busy", status=status))
+    with pytest.raises(UnavailableError, match=rf"^HTTP {status} from 127\.0\.0\.1$"):
+        get(server.url(), server.host_port)
+
+
+def test_retry_after_is_kept_when_it_is_seconds(serve):
+    def busy(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(429)
+        handler.send_header("Retry-After", "7")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    server = serve(busy)
+    with pytest.raises(UnavailableError) as caught:
+        get(server.url(), server.host_port)
+    assert caught.value.retry_after == 7
+
+
+def test_a_missing_file_is_not_retried(serve):
+    server = serve(body(b"gone", status=404))
+    with pytest.raises(DownloadError) as caught:
+        get(server.url(), server.host_port)
+    assert not isinstance(caught.value, UnavailableError)
+
+
 def test_body_cut_short_fails(serve):
     server = serve(cut_short)
     with pytest.raises(DownloadError, match=r"^download from 127\.0\.0\.1 failed"):
@@ -401,7 +429,7 @@ def test_body_cut_short_fails(serve):
 
 def test_refused_connection_fails():
     port = free_port()
-    with pytest.raises(DownloadError, match=r"failed: ConnectError"):
+    with pytest.raises(UnavailableError, match=r"failed: ConnectError"):
         get(f"http://127.0.0.1:{port}/a.png", f"127.0.0.1:{port}")
 
 

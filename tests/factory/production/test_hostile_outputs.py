@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 from django.db import DatabaseError
+from django.utils import timezone
 
 from factory.models import (
+    EventKind,
     FactoryMachine,
     ItemStatus,
     MediaFile,
@@ -18,7 +20,9 @@ from factory.models import (
 )
 from factory.production.collect import collect_outputs
 from factory.providers.fal import FalBackend
+from tests.fakes.base import Fault
 from tests.fakes.fal import FakeFal, Job
+from tests.states import put
 
 MB = 1024 * 1024
 
@@ -216,3 +220,62 @@ def test_files_of_a_product_that_failed_to_save_are_removed(
     assert MediaFile.objects.count() == 1
     assert stored_files(media_root) == sorted(
         [first.media.file.name, first.media.thumbnail.name])
+
+
+def busy_files(fal: FakeFal, times: int, **headers: str) -> None:
+    """The fake's file host answers 503 to the next ``times`` downloads."""
+    fal.faults.push("file", *[Fault("status", status=503, body={"detail": "busy"},
+                                    headers=headers)] * times)
+
+
+@pytest.mark.django_db
+def test_a_busy_file_host_sends_the_item_back_to_be_collected_later(
+    collecting_item, fal, media_root
+):
+    """A 503 on the download is no verdict on the output: the item goes back
+    to be polled and collected again, and completes with a clean record."""
+    item = collecting_item()
+    busy_files(fal, 1, **{"Retry-After": "12"})
+
+    collect_outputs(item)
+
+    item.refresh_from_db()
+    assert item.status == ItemStatus.SUBMITTED
+    assert item.last_error == ("download failed, trying again: "
+                               "output 0: HTTP 503 from 127.0.0.1")
+    wait = (item.lease_until - timezone.now()).total_seconds()
+    assert 10 < wait <= 12  # the host's Retry-After
+    assert Product.objects.count() == 0 and stored_files(media_root) == []
+
+    put(item, ItemStatus.COLLECTING)  # the foreman's next poll
+    collect_outputs(OrderItem.objects.get(pk=item.pk))
+
+    item.refresh_from_db()
+    assert item.status == ItemStatus.COMPLETED and item.last_error == ""
+    assert Product.objects.filter(item=item).count() == 1
+    assert list(item.events.values_list("kind", flat=True)) == [EventKind.READ]
+
+
+@pytest.mark.django_db
+def test_a_file_host_busy_for_good_fails_the_item_after_its_tries(
+    collecting_item, fal, media_root, settings
+):
+    settings.PRODUCTION_DOWNLOAD_TRIES = 3
+    item = collecting_item()
+    busy_files(fal, 3)
+    waits = []
+    for _ in range(2):
+        collect_outputs(OrderItem.objects.get(pk=item.pk))
+        item.refresh_from_db()
+        assert item.status == ItemStatus.SUBMITTED
+        waits.append(round((item.lease_until - timezone.now()).total_seconds()))
+        put(item, ItemStatus.COLLECTING)
+
+    collect_outputs(OrderItem.objects.get(pk=item.pk))
+
+    item.refresh_from_db()
+    assert waits == [5, 20]  # PRODUCTION_RETRY_DELAYS
+    assert item.status == ItemStatus.FAILED
+    assert item.last_error == ("output 0: HTTP 503 from 127.0.0.1 "
+                               "(gave up after 3 tries)")
+    assert stored_files(media_root) == []

@@ -179,6 +179,30 @@ def test_a_lost_collect_job_is_queued_again(catalog, redis_db, lead):
     assert item.status == ItemStatus.COMPLETED
 
 
+def test_a_collection_still_waiting_in_the_queue_is_not_queued_twice(
+    catalog, redis_db, lead
+):
+    """A collect backlog longer than the lease: the waiting job gets a new
+    lease instead of a twin, so the sweeper never doubles a long queue."""
+    item = submitted_item(place_demo(lead, runs=1))
+    queue = django_rq.get_queue(COLLECT_QUEUE)
+    queue.enqueue("factory.production.jobs.collect_item", item.pk,
+                  job_id=f"collect-{item.pk}-waiting")
+    expired = timezone.now() - timedelta(seconds=1)
+    OrderItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.COLLECTING, lease_owner="", lease_until=expired)
+
+    assert sweep().recollected == 0
+
+    assert [j.id for j in queue.jobs] == [f"collect-{item.pk}-waiting"]
+    item.refresh_from_db()
+    assert item.lease_until > timezone.now()  # renewed, not re-driven each sweep
+    queue.empty()  # the job was lost after all: the next expiry re-drives it
+    OrderItem.objects.filter(pk=item.pk).update(lease_until=expired)
+    assert sweep().recollected == 1
+    assert len(queue.jobs) == 1
+
+
 def started(queue, job, expires_in: float) -> None:
     """List ``job`` as running, as a worker does, until ``expires_in``."""
     queue.connection.zadd(queue.started_job_registry.key,
