@@ -32,7 +32,7 @@ REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
-.PHONY: venv test-venv run dev audit services chromium test test-slow bench bench-load bench-first-run check clean screenshots
+.PHONY: venv test-venv run dev audit services chromium test test-slow soak bench bench-load bench-first-run check clean screenshots
 
 # Packages go in with uv (an installer only, many times faster than pip from
 # a warm cache); pip does the work wherever uv cannot be had.
@@ -113,6 +113,11 @@ test: test-venv services chromium
 # outages and the 200-item two-crew run, on PostgreSQL.
 test-slow: test-venv services
 	$(PG_TEST_ENV) $(PY) -m pytest $(XDIST) -m slow $(PYTEST_ARGS)
+
+# Production under every fault at once, 2,000 items (see tests/soak.py);
+# the figures go to docs/reliability.md, and any loss fails the target.
+soak: test-venv services
+	$(PY) -m tests.soak --write-doc
 
 screenshots: test-venv services chromium
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(SQLITE_TEST_ENV) $(PY) -m pytest tests/browser -q

@@ -21,7 +21,6 @@ import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 from urllib.parse import urljoin
 
@@ -31,6 +30,7 @@ from django.conf import settings
 
 from factory.media.addresses import DownloadError, RefusedURLError, Target, vet
 from factory.media.inspect import STORED_TYPES
+from factory.tls import ssl_context as verifying_context
 
 MAX_REDIRECTS = 5
 HEADERS = {"User-Agent": "ArtFactory-collector/1", "Accept-Encoding": "identity"}
@@ -214,7 +214,7 @@ class PinnedTransport(httpx.HTTPTransport):
         self, target: Target, deadline: float, ssl_context: ssl.SSLContext | None
     ) -> None:
         self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context or _default_ssl_context(),
+            ssl_context=ssl_context or verifying_context(),
             max_connections=1, retries=0,
             network_backend=PinnedBackend(target, deadline),
         )
@@ -273,12 +273,6 @@ class DeadlineStream(httpcore.NetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         return self.stream.get_extra_info(info)
-
-
-@cache
-def _default_ssl_context() -> ssl.SSLContext:
-    """httpx's verifying context, built once: loading CA files is slow."""
-    return httpx.create_ssl_context()
 
 
 def _time_left(

@@ -58,6 +58,7 @@ from factory.providers.fal_answers import (
     transport_message,
 )
 from factory.providers.webhooks import webhook_url
+from factory.tls import ssl_context
 
 # Failures raised before a byte of the request left this process.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
@@ -74,7 +75,7 @@ UNFINISHED = (RemoteState.QUEUED, RemoteState.RUNNING)
 @lru_cache(maxsize=1)
 def _read_client() -> httpx.Client:
     """One client for the process's reads, so connections are reused."""
-    return httpx.Client()
+    return httpx.Client(verify=ssl_context())
 
 
 def read_timeout() -> httpx.Timeout:
@@ -114,7 +115,7 @@ class FalBackend(ProviderBackend):
         seconds = float(settings.FAL_SUBMIT_TIMEOUT)
         timeout = httpx.Timeout(seconds, connect=min(seconds, 30.0))
         try:
-            with httpx.Client(timeout=timeout) as client:
+            with httpx.Client(timeout=timeout, verify=ssl_context()) as client:
                 response = client.post(
                     url, json=params, headers=self._headers(key),
                     params={"fal_webhook": hook} if hook else None,
@@ -253,7 +254,7 @@ class FalBackend(ProviderBackend):
         key = self._key()
         url = settings.FAL_API_URL.rstrip("/") + path
         query = dict(query)
-        with httpx.Client(timeout=30.0) as client:
+        with httpx.Client(timeout=30.0, verify=ssl_context()) as client:
             for _ in range(max_pages):
                 with reading(action, path, key):
                     response = client.get(url, params=query, headers=self._headers(key))

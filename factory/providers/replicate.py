@@ -50,6 +50,7 @@ from factory.providers.replicate_answers import (
     same_request,
 )
 from factory.providers.webhooks import webhook_url
+from factory.tls import ssl_context
 
 try:
     from pydantic.v1 import ValidationError as UnreadableReply
@@ -75,7 +76,7 @@ class OneAttemptTransport(httpx.HTTPTransport):
     """Sends each request once, within limits, remembering Retry-After."""
 
     def __init__(self, timeout: httpx.Timeout) -> None:
-        super().__init__()
+        super().__init__(verify=ssl_context())
         self.limits = timeout.as_dict()
         self.local = threading.local()
 
@@ -92,6 +93,38 @@ class OneAttemptTransport(httpx.HTTPTransport):
     def retry_after(self) -> float | None:
         """Seconds the last answer on this thread asked to wait, if any."""
         return parse_retry_after(getattr(self.local, "retry_after", None))
+
+
+_SHARED: dict[tuple, tuple[OneAttemptTransport, replicate.Client]] = {}
+_SHARED_LOCK = threading.Lock()
+SHARED_CLIENTS = 16
+
+
+def shared_client(
+    token: str, base_url: str, timeout: httpx.Timeout
+) -> tuple[OneAttemptTransport, replicate.Client]:
+    """The process's client for a token, URL and timeout, and its transport.
+
+    A backend is made per call, so clients are kept here: building one
+    builds transports and connection pools, and a status call then reuses
+    an open connection. httpx clients are safe to share between threads;
+    the transport keeps each thread's Retry-After apart.
+    """
+    key = (token, base_url, tuple(sorted(timeout.as_dict().items())))
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None:
+            transport = OneAttemptTransport(timeout)
+            # ``transport`` also stands in for the client's own default
+            # transport, which the catch-all mount leaves unused anyway.
+            client = replicate.Client(
+                api_token=token, base_url=base_url, timeout=timeout,
+                mounts={"all://": transport}, transport=transport,
+            )
+            while len(_SHARED) >= SHARED_CLIENTS:
+                _SHARED.pop(next(iter(_SHARED)))
+            found = _SHARED[key] = (transport, client)
+        return found
 
 
 class ReplicateBackend(ProviderBackend):
@@ -112,21 +145,24 @@ class ReplicateBackend(ProviderBackend):
         if limits is None:
             limits = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
         self.timeout = limits
-        self.transport = OneAttemptTransport(limits)
-        self._client: replicate.Client | None = None
+        self._shared: tuple[OneAttemptTransport, replicate.Client] | None = None
 
     @property
     def client(self) -> replicate.Client:
-        """The client, built at first use so settings are read late."""
-        if self._client is None:
+        """The client, read from the settings at first use."""
+        return self._connection()[1]
+
+    @property
+    def transport(self) -> OneAttemptTransport:
+        return self._connection()[0]
+
+    def _connection(self) -> tuple[OneAttemptTransport, replicate.Client]:
+        if self._shared is None:
             token = settings.REPLICATE_API_TOKEN
             if not token:  # the client would fall back to the environment
                 raise ConfigurationError("REPLICATE_API_TOKEN is not set")
-            self._client = replicate.Client(
-                api_token=token, base_url=settings.REPLICATE_BASE_URL,
-                timeout=self.timeout, mounts={"all://": self.transport},
-            )
-        return self._client
+            self._shared = shared_client(token, settings.REPLICATE_BASE_URL, self.timeout)
+        return self._shared
 
     # ------------------------------------------------------------ calls
     def submit(

@@ -6,14 +6,17 @@ foreman's next round (``enqueue_follow``), whose status call stays the
 truth. A call that fails verification, names no known request or repeats
 an accepted one is refused with a short reason and changes nothing.
 """
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -38,6 +41,7 @@ REPLAY_SECONDS = 3600
 SEEN_KEY = "artfactory:webhook-seen:{provider}:{delivery}"
 JWKS_CACHE_SECONDS = 600
 JWKS_TIMEOUT_SECONDS = 10
+OUTAGE_RETRY_SECONDS = 5
 
 
 def _answer(status: int, text: str) -> HttpResponse:
@@ -45,8 +49,28 @@ def _answer(status: int, text: str) -> HttpResponse:
                         content_type="text/plain; charset=utf-8")
 
 
+def _outage_is_503(view: Callable[[HttpRequest], HttpResponse]):
+    """Redis (the replay record) or the database down: 503 with Retry-After,
+    so the provider delivers again later, instead of a 500 and a traceback."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest) -> HttpResponse:
+        try:
+            return view(request)
+        except (redis.RedisError, DatabaseError) as exc:
+            log.warning("%s: answered 503, %s: %s", request.path,
+                        type(exc).__name__, exc)
+            response = _answer(503, "try again later: a store this server needs "
+                                    "is unreachable")
+            response["Retry-After"] = str(OUTAGE_RETRY_SECONDS)
+            return response
+
+    return wrapped
+
+
 @csrf_exempt
 @require_POST
+@_outage_is_503
 def fal_webhook(request: HttpRequest) -> HttpResponse:
     """fal's completion call: Ed25519-signed, keys from fal's JWKS."""
     missing = [name for name in FAL_HEADERS if not request.headers.get(name)]
@@ -66,6 +90,7 @@ def fal_webhook(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
+@_outage_is_503
 def replicate_webhook(request: HttpRequest) -> HttpResponse:
     """Replicate's completion call: Standard Webhooks HMAC with the whsec_ key."""
     secret = settings.REPLICATE_WEBHOOK_SECRET

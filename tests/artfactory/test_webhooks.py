@@ -231,6 +231,25 @@ def test_fal_webhook_without_reachable_keys_is_unavailable(submitted, settings):
     assert row(item) == before
 
 
+def test_a_webhook_during_a_redis_outage_asks_to_be_sent_again(
+    submitted, fal_signer, settings
+):
+    """The replay record lives in Redis: with Redis down the call is
+    answered 503 with Retry-After (the provider delivers again), not 500."""
+    item = submitted("fal-flux-dev", "req-1")
+    before, body = row(item), fal_body("req-1")
+    down = "redis://127.0.0.1:9/0"  # nothing listens on port 9
+    settings.RQ_QUEUES = {name: {**config, "URL": down}
+                          for name, config in settings.RQ_QUEUES.items()}
+
+    response = post(FAL_URL, body, fal_signer.sign_webhook("req-1", body))
+
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "5"
+    assert b"try again later" in response.content
+    assert row(item) == before
+
+
 def test_webhooks_answer_only_post():
     assert Client().get(FAL_URL).status_code == 405
     assert Client().get(REPLICATE_URL).status_code == 405

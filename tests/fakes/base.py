@@ -119,7 +119,7 @@ class FakeProvider:
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -245,6 +245,17 @@ class ScriptedFake(FakeProvider):
 
     def _advance(self, request_id: str, force: bool = False) -> None:
         raise NotImplementedError
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a killed worker, a timed-out call) is
+        normal here; anything else is printed as usual."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _reset(connection: socket.socket) -> None:
