@@ -109,7 +109,7 @@ test: test-venv services chromium
 	echo "=== SQLite: exit $$sqlite, PostgreSQL: exit $$pg ==="; \
 	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
 
-# The long fault runs (`slow`): the Replicate kill points, the gentler Redis
+# The long fault runs (`slow`): the Replicate kill points, a Redis flush, the gentler
 # outages and the 200-item two-crew run, on PostgreSQL.
 test-slow: test-venv services
 	$(PG_TEST_ENV) $(PY) -m pytest $(XDIST) -m slow $(PYTEST_ARGS)

@@ -136,8 +136,11 @@ class Outage:
 
 @pytest.mark.once
 @pytest.mark.parametrize("kind", [
-    "flushall", "crash_losing_data",
-    # The gentler restart and the older snapshot: `make test-slow`.
+    "crash_losing_data",
+    # A flush (what a crash losing data does, without the dropped
+    # connections), the gentler restart and the older snapshot: `make
+    # test-slow`; the soak in `make test` restarts Redis at random besides.
+    pytest.param("flushall", marks=pytest.mark.slow),
     pytest.param("restart_keeping_data", marks=pytest.mark.slow),
     pytest.param("older_snapshot", marks=pytest.mark.slow),
 ])

@@ -1,11 +1,14 @@
 """Submissions ask for webhooks only when this server is reachable, and the
 fakes' signed completion calls make the submitted item due over real HTTP."""
+import time
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.utils import timezone
 
 from factory.models import FactoryMachine, ItemStatus, Order, OrderItem
+from factory.production.foreman import Tuning, tick
 from factory.providers.fal import FalBackend
 from factory.providers.replicate import ReplicateBackend
 from tests.fakes.replicate import FakeReplicate
@@ -133,3 +136,81 @@ def test_replicate_delivers_a_signed_webhook_that_makes_the_item_due(
     assert_due_now(item)
     replay = fake_replicate.deliver_webhook(pid, webhook_id="msg_1")
     assert replay.status_code == 400
+
+
+def post_call(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(url, content=body, headers=headers, timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("spoil", ["tampered", "stale", "ahead"])
+def test_fal_calls_spoilt_on_the_way_change_nothing(
+    fake_fal, flux, lead, live_server, redis_db, settings, spoil
+):
+    """The fake's own signed call, with its body changed after signing or
+    its timestamp more than 300 s off, is refused over real HTTP."""
+    settings.WEBHOOK_BASE_URL = live_server.url
+    settings.FAL_WEBHOOK_KEYS = fake_fal.jwks
+    request_id = fal_submit(flux)
+    item = submitted_item(flux, request_id, lead)
+    offset = {"stale": -301, "ahead": 301}.get(spoil, 0)
+    url, body, headers = fake_fal.webhook_call(
+        request_id, timestamp=int(time.time()) + offset)
+    if spoil == "tampered":
+        body = body.replace(b'"OK"', b'"ERROR"')
+
+    response = post_call(url, body, headers)
+
+    assert response.status_code == 401, response.text
+    item.refresh_from_db()
+    assert item.lease_owner == "foreman:elsewhere"  # not made due
+    # The genuine call still goes through afterwards: nothing was recorded.
+    assert fake_fal.deliver_webhook(request_id).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("spoil", ["tampered", "stale"])
+def test_replicate_calls_spoilt_on_the_way_change_nothing(
+    fake_replicate, schnell, lead, live_server, redis_db, settings, spoil
+):
+    settings.WEBHOOK_BASE_URL = live_server.url
+    settings.REPLICATE_WEBHOOK_SECRET = fake_replicate.webhook_secret
+    pid = replicate_submit(schnell)
+    item = submitted_item(schnell, pid, lead)
+    stamp = int(time.time()) - (301 if spoil == "stale" else 0)
+    url, body, headers = fake_replicate.webhook_call(
+        pid, webhook_id="msg_1", timestamp=stamp)
+    if spoil == "tampered":
+        body = body.replace(b'"id"', b'"Id"', 1)
+
+    response = post_call(url, body, headers)
+
+    assert response.status_code == 401, response.text
+    item.refresh_from_db()
+    assert item.lease_owner == "foreman:elsewhere"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_webhook_is_caught_by_polling_within_its_interval(
+    fake_fal, flux, lead, live_server, redis_db, settings
+):
+    """Submitted with a webhook that never comes: the foreman's own poll
+    finds the finished request within one poll interval (and a tick)."""
+    settings.WEBHOOK_BASE_URL = live_server.url
+    fake_fal.seconds_per_stage = 0.3  # finished 0.6 s after the submit
+    tuning = Tuning(tick_seconds=0.05, poll_seconds=1.0, batch_size=10, sweep_every=1000)
+    request_id = fal_submit(flux)
+    item = submitted_item(flux, request_id, lead)
+    OrderItem.objects.filter(pk=item.pk).update(lease_owner="", lease_until=timezone.now())
+    finished_at = fake_fal.jobs[request_id].sent_at + 0.6
+    assert fake_fal.jobs[request_id].webhook == live_server.url + "/hooks/fal/"
+
+    deadline = time.monotonic() + 10
+    while not OrderItem.objects.filter(pk=item.pk, status=ItemStatus.COLLECTING).exists():
+        assert time.monotonic() < deadline, OrderItem.objects.filter(pk=item.pk).values().get()
+        tick("foreman:test", tuning)
+        time.sleep(tuning.tick_seconds)
+    noticed = time.time() - finished_at
+
+    assert noticed <= tuning.poll_seconds + 0.5, noticed
+    assert fake_fal.jobs[request_id].polls >= 1  # found by its own status call
