@@ -5,6 +5,12 @@ request beyond those waits in the listen queue rather than opening another
 database connection. Each process's PostgreSQL pool holds up to as many
 connections as it has threads, so the web server needs at most
 WEB_CONCURRENCY x WEB_THREADS connections (8 by default).
+
+Eight single-threaded processes rather than two of four threads: an admin
+page is Python work that holds the GIL, so threads of one process wait for
+each other while the other core may idle. Under P5 (50 users on 100,000
+products, docs/benchmarks.md) the page p95 fell from 959 ms (2 x 4) and
+561 ms (4 x 2) to 257 ms (8 x 1), with the same eight connections.
 """
 import os
 from pathlib import Path
@@ -18,8 +24,8 @@ def _positive(name: str, default: int) -> int:
     return int(raw)
 
 
-workers = _positive("WEB_CONCURRENCY", 2)
-threads = _positive("WEB_THREADS", 4)
+workers = _positive("WEB_CONCURRENCY", 8)
+threads = _positive("WEB_THREADS", 1)
 worker_class = "gthread"
 bind = [os.environ.get("WEB_BIND") or f"127.0.0.1:{os.environ.get('PORT') or 8000}"]
 timeout = _positive("WEB_TIMEOUT", 60)

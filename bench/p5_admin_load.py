@@ -438,6 +438,15 @@ def _table(r: dict[str, Any]) -> str:
     ])
 
 
+def _gunicorn_sizes() -> str:
+    """"N processes of M threads," as artfactory/gunicorn.conf.py reads them."""
+    import runpy
+
+    conf = runpy.run_path(str(ROOT / "artfactory" / "gunicorn.conf.py"))
+    plural = "thread" if conf["threads"] == 1 else "threads"
+    return f"{conf['workers']} processes of {conf['threads']} {plural},"
+
+
 def _page_table(r: dict[str, Any]) -> str:
     """Server CPU per request of each page of the mix, asked alone."""
     return "\n".join([
@@ -462,8 +471,7 @@ def _write(r: dict[str, Any]) -> None:
         f"{r['seconds']:.0f} s here). PostgreSQL with P3's inventory of "
         f"{r['products']:,} products (filled in\n{r['filled']:.0f} s), "
         "gunicorn as the Procfile starts it (artfactory/gunicorn.conf.py:\n"
-        f"{os.environ.get('WEB_CONCURRENCY') or 2} processes of "
-        f"{os.environ.get('WEB_THREADS') or 4} threads, whitenoise serving the "
+        f"{_gunicorn_sizes()} whitenoise serving the "
         "collected static files),\n"
         "a `run_worker` and a `run_foreman` producing a demo order of 64×64 images\n"
         f"({DEMO_LATENCY} s latency, {DEMO_SLOTS} slots) all along. {USERS} staff users "
