@@ -10,7 +10,8 @@ Eight single-threaded processes rather than two of four threads: an admin
 page is Python work that holds the GIL, so threads of one process wait for
 each other while the other core may idle. Under P5 (50 users on 100,000
 products, docs/benchmarks.md) the page p95 fell from 959 ms (2 x 4) and
-561 ms (4 x 2) to 257 ms (8 x 1), with the same eight connections.
+561 ms (4 x 2) to 207-297 ms (8 x 1), with the same eight connections
+and about 590 MB of memory for all of them together (PSS).
 """
 import os
 from pathlib import Path
