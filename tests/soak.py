@@ -249,14 +249,6 @@ class Supervisor:
         return path.read_text(errors="replace")[-tail:] if path.exists() else ""
 
 
-def use_redis(settings: Any, url: str) -> None:
-    """Point this process's queues (placing orders) at ``url``."""
-    settings.REDIS_URL = url
-    settings.RQ_QUEUES = {
-        name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()
-    }
-
-
 def manage(*args: str) -> list[str]:
     return [sys.executable, str(ROOT / "manage.py"), *args]
 
@@ -674,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from tests.factory.production.plant import PrivateRedis
+    from tests.factory.production.plant import PrivateRedis, use_redis
 
     redis = PrivateRedis(work / "redis", appendonly=True).start()
     use_redis(settings, redis.url)

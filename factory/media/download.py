@@ -30,6 +30,7 @@ from django.conf import settings
 
 from factory.media.addresses import DownloadError, RefusedURLError, Target, vet
 from factory.media.inspect import STORED_TYPES
+from factory.providers.base import parse_retry_after
 from factory.tls import ssl_context as verifying_context
 
 MAX_REDIRECTS = 5
@@ -167,12 +168,10 @@ def _answer(
 
 
 def _retry_after(value: str) -> float | None:
-    """Retry-After in seconds (its HTTP-date form is read as no hint)."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds < 86400 else None
+    """The host's Retry-After, read as provider answers are; a wait of a day
+    or more is no hint (a hostile host must not park an item for good)."""
+    seconds = parse_retry_after(value)
+    return seconds if seconds is not None and seconds < 86400 else None
 
 
 def _decode_data_uri(url: str, max_bytes: int) -> bytes:

@@ -10,6 +10,7 @@ import random
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -251,8 +252,6 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up (a killed worker, a timed-out call) is
         normal here; anything else is printed as usual."""
-        import sys
-
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)

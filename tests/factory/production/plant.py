@@ -31,6 +31,14 @@ from tests.fakes.fal import FakeFal
 QUEUES = ("submit", "collect", "default")
 
 
+def use_redis(settings, url: str) -> None:
+    """Point this process (placing orders, enqueuing) at ``url``."""
+    settings.REDIS_URL = url
+    settings.RQ_QUEUES = {
+        name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()
+    }
+
+
 class PrivateRedis:
     """A redis-server of the test's own on a free 127.0.0.1 port.
 

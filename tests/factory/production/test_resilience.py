@@ -28,6 +28,7 @@ from tests.factory.production.plant import (
     Crew,
     PrivateRedis,
     run_until_done,
+    use_redis,
     wait_for_exit,
 )
 
@@ -43,14 +44,6 @@ QUICK = {
 }
 CALLERS = {"worker-key": "worker", "foreman-a-key": "foreman-a",
            "foreman-b-key": "foreman-b"}
-
-
-def use_redis(settings, url: str) -> None:
-    """Point this process (placing orders, enqueuing) at ``url``."""
-    settings.REDIS_URL = url
-    settings.RQ_QUEUES = {
-        name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()
-    }
 
 
 @pytest.fixture

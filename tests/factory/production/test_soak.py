@@ -4,7 +4,7 @@ from django.db import connection
 
 from tests import soak
 from tests.conftest import worker_env
-from tests.factory.production.plant import PrivateRedis
+from tests.factory.production.plant import PrivateRedis, use_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +25,7 @@ def test_200_items_through_kills_a_redis_restart_and_a_dropped_database(
     if connection.vendor != "postgresql":
         pytest.skip("the soak terminates PostgreSQL backends and needs its row locks")
     redis = PrivateRedis(tmp_path / "redis", appendonly=True).start()
-    soak.use_redis(settings, redis.url)
+    use_redis(settings, redis.url)
     try:
         report = soak.run(SMALL, user=lead, env=worker_env(media_root),
                           media_root=media_root, redis=redis, logs=tmp_path / "logs")
