@@ -324,6 +324,10 @@ DEMO_LATENCY_SECONDS = _read("DEMO_LATENCY_SECONDS", float, 0.5)
 # ---------------------------------------------------------------- production
 FOREMAN_TICK_SECONDS = _read("FOREMAN_TICK_SECONDS", float, 1.0)
 FOREMAN_POLL_SECONDS = _read("FOREMAN_POLL_SECONDS", float, 2.0)
+# Polls of long runs stretch up to this; with a webhook coming, an item is
+# polled no sooner than the fallback (factory/production/pacing.py).
+FOREMAN_MAX_POLL_SECONDS = _read("FOREMAN_MAX_POLL_SECONDS", float, 30.0)
+FOREMAN_WEBHOOK_POLL_SECONDS = _read("FOREMAN_WEBHOOK_POLL_SECONDS", float, 15.0)
 FOREMAN_BATCH_SIZE = _read("FOREMAN_BATCH_SIZE", int, 100)
 FOREMAN_SWEEP_EVERY = _read("FOREMAN_SWEEP_EVERY", int, 10)
 FOREMAN_POLL_THREADS = _read("FOREMAN_POLL_THREADS", int, 8)

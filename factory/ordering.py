@@ -309,7 +309,9 @@ def plan_order(order: Order) -> OrderPlan:
 
 
 def place_order(order: Order, user: AbstractBaseUser | None = None) -> Order:
-    """Write all items of a draft order in one transaction, then enqueue them.
+    """Write all items of a draft order in one transaction, then queue them
+    (``limits.admit``: submit jobs for as many as the provider has slots for,
+    a place in its line for the rest).
 
     Nothing is written or queued when any item fails validation. Placing an
     order that is no longer a draft raises, so a double click spends once.
@@ -317,7 +319,7 @@ def place_order(order: Order, user: AbstractBaseUser | None = None) -> Order:
     lock: an order that would cross its budget or the monthly cap raises
     BudgetError and writes nothing.
     """
-    from factory.production.queues import enqueue_items
+    from factory.production.limits import admit
 
     plan = plan_order(order)
     with transaction.atomic():
@@ -340,5 +342,6 @@ def place_order(order: Order, user: AbstractBaseUser | None = None) -> Order:
         order.placed_at = timezone.now()
         order.save(update_fields=["status", "item_count", "estimated_cost", "placed_at"])
         ids = list(order.items.order_by("index").values_list("pk", flat=True))
-        transaction.on_commit(lambda: enqueue_items(ids))
+        machine = order.machine
+        transaction.on_commit(lambda: admit(machine, ids))
     return order

@@ -177,12 +177,17 @@ def record_output(item: OrderItem, index: int, output: VerifiedOutput) -> Produc
     files = [(output.data, output.info.extension, "files"),
              (output.thumbnail, "webp", "thumbs")]
     written: list[StoredFile] = []
+    product = None
     try:
         for file in files:
             written.append(store_once(*file))
         product = _create_product(item, index, output, *written)
     finally:
-        _remove_unreferenced([f for f in written if f.created])
+        created = [f for f in written if f.created]
+        if product is not None:  # its media row names these: no need to ask
+            named = {product.media.file.name, product.media.thumbnail.name}
+            created = [f for f in created if f.path not in named]
+        _remove_unreferenced(created)
     _restore_missing(product.media, files, written)
     return product
 

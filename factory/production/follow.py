@@ -6,13 +6,14 @@ so a cancel, a webhook hint or another foreman that stepped in wins.
 """
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Case, DateTimeField, QuerySet, Value, When
 from django.utils import timezone
 from redis import RedisError
 
@@ -193,11 +194,20 @@ def claim_collection(item_id: int, owner: str) -> OrderItem | None:
     return OrderItem.objects.select_related("machine__provider", "order").get(pk=item_id)
 
 
-def renew(items: Sequence[OrderItem], owner: str, poll_seconds: float) -> None:
-    """Schedule the next poll of items still running; keep their slots."""
+def renew(items: Sequence[OrderItem], owner: str,
+          poll_seconds: float | Mapping[int, float]) -> None:
+    """Schedule the next poll of items still running, after ``poll_seconds``
+    (one for all, or by item id); keep their slots."""
     if not items:
         return
+    now = timezone.now()
+    if isinstance(poll_seconds, Mapping):
+        due: Any = Case(*(
+            When(pk=item.pk, then=Value(now + timedelta(seconds=poll_seconds[item.pk])))
+            for item in items), output_field=DateTimeField())
+    else:
+        due = now + timedelta(seconds=poll_seconds)
     OrderItem.objects.filter(
         pk__in=[i.pk for i in items], status=ItemStatus.SUBMITTED, lease_owner=owner
-    ).update(lease_until=timezone.now() + timedelta(seconds=poll_seconds))
+    ).update(lease_until=due)
     limits.renew(items)

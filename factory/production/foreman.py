@@ -22,8 +22,11 @@ from redis import RedisError
 
 from factory.models import ItemStatus, OrderItem
 from factory.production import follow
+from factory.production.pacing import MIN_WAIT, Pacing, RunTimes
+from factory.production.queues import rest
 from factory.production.submit import queue_due_submits
 from factory.production.sweeper import sweep
+from factory.providers import get_backend
 
 log = logging.getLogger(__name__)
 # The shortest rest between rounds, so items another foreman holds locked
@@ -47,6 +50,17 @@ class Tuning:
         default_factory=lambda: settings.FOREMAN_POLL_THREADS)
     claim_seconds: float = field(
         default_factory=lambda: settings.FOREMAN_CLAIM_SECONDS)
+    max_poll_seconds: float = field(
+        default_factory=lambda: settings.FOREMAN_MAX_POLL_SECONDS)
+    webhook_poll_seconds: float = field(
+        default_factory=lambda: settings.FOREMAN_WEBHOOK_POLL_SECONDS)
+    # What this foreman learnt of each machine's run time.
+    run_times: RunTimes = field(default_factory=RunTimes)
+
+    @property
+    def pacing(self) -> Pacing:
+        return Pacing(self.poll_seconds, self.max_poll_seconds,
+                      self.webhook_poll_seconds)
 
 
 @dataclass
@@ -71,59 +85,93 @@ def _due(now: datetime) -> Q:
 
 
 def claim_due_items(owner: str, size: int, lease: timedelta) -> list[OrderItem]:
-    """Lease up to ``size`` submitted items that are due for a poll."""
+    """Lease up to ``size`` submitted items that are due for a poll.
+
+    Items never polled since they were accepted (no lease yet) come back
+    with ``fresh`` set."""
     now = timezone.now()
     until = now + lease
     oldest_first = F("lease_until").asc(nulls_first=True)
     due = OrderItem.objects.filter(_due(now)).order_by(oldest_first, "pk")
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
-            ids = list(due.select_for_update(skip_locked=True)
-                       .values_list("pk", flat=True)[:size])
+            rows = list(due.select_for_update(skip_locked=True)
+                        .values_list("pk", "lease_until")[:size])
+            ids = [pk for pk, _ in rows]
             OrderItem.objects.filter(pk__in=ids).update(
                 lease_owner=owner, lease_until=until
             )
     else:
         # No row locks: repeat the due test in the update, then read back
         # the rows that carry this exact lease.
-        ids = list(due.values_list("pk", flat=True)[:size])
+        rows = list(due.values_list("pk", "lease_until")[:size])
+        ids = [pk for pk, _ in rows]
         OrderItem.objects.filter(_due(now), pk__in=ids).update(
             lease_owner=owner, lease_until=until
         )
         ids = list(OrderItem.objects.filter(
             pk__in=ids, lease_owner=owner, lease_until=until
         ).values_list("pk", flat=True))
-    return list(OrderItem.objects.filter(pk__in=ids).select_related(
+    fresh = {pk for pk, lease_until in rows if lease_until is None}
+    items = list(OrderItem.objects.filter(pk__in=ids).select_related(
         "machine__provider"
     ).order_by("pk"))
+    for item in items:
+        item.fresh = item.pk in fresh
+    return items
 
 
 def tick(owner: str, tuning: Tuning) -> TickReport:
-    """Poll one batch of due items and act on what each provider says."""
+    """Poll one batch of due items and act on what each provider says.
+
+    Items never polled yet whose end is not expected so soon (or whose
+    provider will call back) are only given their first poll time."""
     # The claim lease covers the status calls; running items then get the
-    # poll interval as their next due time. A foreman that dies mid-poll
-    # holds its batch until this lease runs out.
+    # next poll time from their pacing. A foreman that dies mid-poll holds
+    # its batch until this lease runs out.
     lease = timedelta(seconds=max(tuning.claim_seconds, tuning.poll_seconds))
     items = claim_due_items(owner, tuning.batch_size, lease)
     report = TickReport(claimed=len(items))
     if not items:
         return report
+    now, pacing = timezone.now(), tuning.pacing
+    webhooks = {slug: get_backend(slug).sends_webhooks
+                for slug in {item.machine.provider.slug for item in items}}
+
+    def ran(item: OrderItem) -> float:
+        return (now - item.submitted_at).total_seconds() if item.submitted_at else 0.0
+
+    def known(item: OrderItem) -> tuple[float | None, bool]:
+        return (tuning.run_times.typical(item.machine),
+                webhooks[item.machine.provider.slug])
+
+    waits: dict[int, float] = {}
+    for item in items:
+        if getattr(item, "fresh", False):
+            wait = pacing.first_poll(ran(item), *known(item))
+            if wait > MIN_WAIT:
+                waits[item.pk] = wait
+    later = [item for item in items if item.pk in waits]
+    report.count(follow.Step.RUNNING, len(later))
+    items = [item for item in items if item.pk not in waits]
     outcomes = follow.poll_statuses(items, threads=tuning.threads)
-    running, finished = [], []
+    running, finished = list(later), []
     try:
         for item, outcome in zip(items, outcomes):
             if follow.is_completed(outcome):
+                tuning.run_times.record(item.machine_id, item.submitted_at, now)
                 finished.append(item)  # handed on together below
                 continue
             step = follow.settle(item, outcome, owner)
             report.count(step)
             if step == follow.Step.RUNNING:
                 running.append(item)
+                waits[item.pk] = pacing.next_poll(outcome, ran(item), *known(item))
         moved = follow.start_collections(finished, owner)
-        follow.renew(running, owner, tuning.poll_seconds)
+        follow.renew(running, owner, waits)
     except (DatabaseError, RedisError):
         # Otherwise the rest of the batch would wait out the claim lease.
-        hand_back(items, owner, tuning.poll_seconds)
+        hand_back(items + later, owner, tuning.poll_seconds)
         raise
     report.count(follow.Step.COLLECTING, len(moved))
     report.count(follow.Step.LOST, len(finished) - len(moved))
@@ -178,7 +226,7 @@ def run_foreman(
         if set(report.steps) - {follow.Step.RUNNING.value}:
             log.info("%s: %s", owner, report.steps)
         if report.claimed < tuning.batch_size:
-            time.sleep(pause(tuning))
+            rest(pause(tuning))
     return ticks
 
 

@@ -90,6 +90,13 @@ WAKE_SCRIPT = _WAKE + """
 for i = 1, n do wake(i, ARGV[1], tonumber(ARGV[1 + i])) end
 return woken
 """
+# KEYS: one slot set, its line. ARGV: now, limit, then the new members.
+# Puts them in line and returns those woken into the room there is.
+ADMIT_SCRIPT = _WAKE + """
+for j = 3, #ARGV do redis.call('ZADD', KEYS[2], 'NX', ARGV[j], ARGV[j]) end
+wake(1, ARGV[1], tonumber(ARGV[2]))
+return woken
+"""
 # KEYS[1]: cool-down key. ARGV[1]: milliseconds. Never shortens a pause.
 SLOW_DOWN_SCRIPT = """
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
@@ -132,7 +139,11 @@ def machine_scope(machine: FactoryMachine) -> Scope | None:
 
 def scopes(item: OrderItem) -> list[Scope]:
     """The limits an item's submission counts against."""
-    machine = item.machine
+    return scopes_of(item.machine)
+
+
+def scopes_of(machine: FactoryMachine) -> list[Scope]:
+    """A machine's limits: its provider's, then its own if it has one."""
     found = [provider_scope(machine.provider), machine_scope(machine)]
     return [scope for scope in found if scope is not None]
 
@@ -163,6 +174,28 @@ def acquire(item: OrderItem) -> bool:
     )
     _wake(answer[1:])
     return bool(answer[0])
+
+
+ADMIT_BATCH = 1000
+
+
+def admit(machine: FactoryMachine, item_ids: list[int]) -> list[int]:
+    """Queue new items of ``machine`` for submission without a job each:
+    they join the line of its first limit, and as many as it has room for
+    are woken with a submit job at once; the rest are woken as slots come
+    back. Returns the woken ids.
+
+    A woken item still takes its slots in the submit job, so every limit
+    (the machine's too) holds as before; only the jobs that would find the
+    slots taken and return are never queued.
+    """
+    scope = scopes_of(machine)[0]
+    redis, woken = connection(), []
+    for start in range(0, len(item_ids), ADMIT_BATCH):
+        batch = item_ids[start:start + ADMIT_BATCH]
+        woken += redis.eval(ADMIT_SCRIPT, 2, scope.key, scope.line,
+                            time.time(), scope.limit, *batch)
+    return _wake(woken)
 
 
 def renew(items: Iterable[OrderItem]) -> None:

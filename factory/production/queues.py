@@ -11,7 +11,7 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 from django.utils import timezone
-from redis import Redis
+from redis import Redis, RedisError
 from rq import Queue, Retry
 
 from factory.models import ItemStatus, OrderItem
@@ -24,6 +24,10 @@ COLLECT_JOB = "factory.production.jobs.collect_item"
 CANCEL_JOB = "factory.production.jobs.cancel_item_at_provider"
 JOB_PREFIX = {SUBMIT_QUEUE: "submit", COLLECT_QUEUE: "collect"}
 COLLECT_TIMEOUT_SECONDS = 600
+# Submit and collect jobs return nothing and the database records what they
+# did: no result is kept for them in Redis (a failed job is still kept in
+# the failed registry).
+NO_RESULT = 0
 
 
 def job_id(queue_name: str, item_id: int) -> str:
@@ -55,14 +59,16 @@ def _queue(name: str) -> Queue:
 def enqueue_items(item_ids: list[int]) -> None:
     """Queue a submit job per item in one Redis round trip."""
     _queue(SUBMIT_QUEUE).enqueue_many([
-        Queue.prepare_data(SUBMIT_JOB, args=(pk,), job_id=job_id(SUBMIT_QUEUE, pk))
+        Queue.prepare_data(SUBMIT_JOB, args=(pk,), job_id=job_id(SUBMIT_QUEUE, pk),
+                           result_ttl=NO_RESULT)
         for pk in item_ids
     ])
 
 
 def enqueue_submit(item_id: int) -> None:
     """Queue a submit job now; a later try is a due time in the database."""
-    _queue(SUBMIT_QUEUE).enqueue(SUBMIT_JOB, item_id, job_id=job_id(SUBMIT_QUEUE, item_id))
+    _queue(SUBMIT_QUEUE).enqueue(SUBMIT_JOB, item_id, job_id=job_id(SUBMIT_QUEUE, item_id),
+                                 result_ttl=NO_RESULT)
 
 
 def enqueue_collect(item_id: int) -> None:
@@ -81,7 +87,7 @@ def enqueue_collects(item_ids: list[int]) -> None:
     timeout = collect_timeout()
     _queue(COLLECT_QUEUE).enqueue_many([
         Queue.prepare_data(COLLECT_JOB, args=(pk,), timeout=timeout,
-                           job_id=job_id(COLLECT_QUEUE, pk))
+                           job_id=job_id(COLLECT_QUEUE, pk), result_ttl=NO_RESULT)
         for pk in item_ids
     ])
 
@@ -102,6 +108,35 @@ def enqueue_follow(item_id: int, delay: float = 0) -> None:
     OrderItem.objects.filter(pk=item_id, status=ItemStatus.SUBMITTED).update(
         lease_owner="", lease_until=timezone.now() + timedelta(seconds=delay)
     )
+
+
+WAKE_KEY = "artfactory:foreman:wake"
+# Webhooks of one moment are answered by one round, not one round each.
+WAKE_GATHER_SECONDS = 0.05
+
+
+def wake_foremen() -> None:
+    """Cut a resting foreman's pause short: an item is due for polling now."""
+    pipe = connection().pipeline(transaction=False)
+    pipe.rpush(WAKE_KEY, 1)
+    pipe.expire(WAKE_KEY, 60)
+    pipe.execute()
+
+
+def rest(seconds: float) -> bool:
+    """Sleep up to ``seconds``, less if ``wake_foremen`` is called meanwhile;
+    True if woken. Without Redis it is a plain sleep."""
+    if seconds <= 0:
+        return False
+    try:
+        woken = connection().blpop([WAKE_KEY], timeout=seconds) is not None
+        if woken:
+            time.sleep(WAKE_GATHER_SECONDS)
+            connection().delete(WAKE_KEY)
+        return woken
+    except RedisError:
+        time.sleep(seconds)
+        return False
 
 
 def live_item_ids(queue_name: str, *, running: bool = True) -> set[int]:

@@ -7,8 +7,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, F, Max, QuerySet, Sum
 
-from factory.models import ItemStatus, Order, OrderItem, OrderStatus
-from factory.production.queues import enqueue_items
+from factory.models import FactoryMachine, ItemStatus, Order, OrderItem, OrderStatus
+from factory.production import limits
 from factory.spending import reserve
 
 
@@ -81,9 +81,18 @@ def retry_failed_items(
                     len(added), user=user, note=f"retrying {len(added):,} item(s)")
         OrderItem.objects.bulk_create(attempts)
         _reopen(attempts)
-        ids = [attempt.pk for attempt in attempts]
-        transaction.on_commit(lambda: enqueue_items(ids))
+        transaction.on_commit(lambda: admit_attempts(attempts))
     return attempts
+
+
+def admit_attempts(attempts: list[OrderItem]) -> None:
+    """Queue the new attempts machine by machine (``limits.admit``)."""
+    by_machine: dict[int, list[int]] = {}
+    for attempt in attempts:
+        by_machine.setdefault(attempt.machine_id, []).append(attempt.pk)
+    machines = FactoryMachine.objects.select_related("provider").in_bulk(by_machine)
+    for machine_id, ids in by_machine.items():
+        limits.admit(machines[machine_id], ids)
 
 
 def _new_attempts(failed: list[OrderItem]) -> list[OrderItem]:

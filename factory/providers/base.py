@@ -210,6 +210,11 @@ class ProviderBackend:
     slug: str = ""
     key_setting: str = ""
 
+    @property
+    def sends_webhooks(self) -> bool:
+        """Submissions ask the provider to call back when they end."""
+        return False
+
     def submit(
         self, machine: MachineSpec, params: dict[str, Any], *, key: str | None = None
     ) -> str:

@@ -104,6 +104,10 @@ class FalBackend(ProviderBackend):
     def _headers(key: str) -> dict[str, str]:
         return {"Authorization": f"Key {key}", "User-Agent": USER_AGENT}
 
+    @property
+    def sends_webhooks(self) -> bool:
+        return bool(webhook_url("fal"))
+
     # ------------------------------------------------------------ submit
     def submit(
         self, machine: MachineSpec, params: dict[str, Any], *, key: str | None = None

@@ -187,8 +187,12 @@ class ReplicateBackend(ProviderBackend):
             raise OutcomeUnknownError(f"replicate {what}: unreadable answer") from None
         return prediction.id
 
+    @property
+    def sends_webhooks(self) -> bool:
+        return bool(settings.REPLICATE_WEBHOOK_SECRET and webhook_url("replicate"))
+
     def _create(self, machine: MachineSpec, params: dict[str, Any]) -> Any:
-        hook = webhook_url("replicate") if settings.REPLICATE_WEBHOOK_SECRET else ""
+        hook = webhook_url("replicate") if self.sends_webhooks else ""
         extra = {"webhook": hook, "webhook_events_filter": ["completed"]} if hook else {}
         if machine.version:
             return self.client.predictions.create(

@@ -124,6 +124,7 @@ def _hint(provider: str, request_id: str, delivery: str) -> HttpResponse:
     if item_id is None:
         return _answer(200, "nothing to poll: the item has moved on")
     enqueue_follow(item_id, 0)
+    queues.wake_foremen()
     log.info("%s webhook: item %s is polled now", provider, item_id)
     return _answer(200, "polling now")
 

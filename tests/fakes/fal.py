@@ -378,9 +378,12 @@ class FakeFal(FakeProvider):
 
     # ------------------------------------------------------------ webhooks
     def _key_pair(self) -> Ed25519PrivateKey:
-        if self._signing_key is None:
-            self._signing_key = Ed25519PrivateKey.generate()
-        return self._signing_key
+        # Under the lock: a webhook signed while the JWKS is first served
+        # must not make a key of its own.
+        with self.lock:
+            if self._signing_key is None:
+                self._signing_key = Ed25519PrivateKey.generate()
+            return self._signing_key
 
     @property
     def jwks(self) -> dict[str, Any]:

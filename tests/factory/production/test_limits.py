@@ -154,6 +154,47 @@ def test_never_more_than_two_items_in_flight_with_a_limit_of_two(
     assert set(order.items.values_list("attempts", flat=True)) == {1}
 
 
+def test_placing_queues_jobs_only_for_free_slots_and_lines_up_the_rest(
+    catalog, redis_db, lead, settings, monkeypatch
+):
+    settings.DEMO_LATENCY_SECONDS = 0.1
+    Provider.objects.filter(slug="demo").update(concurrency_limit=3)
+    ran: list[int] = []
+    real = start_submission
+    monkeypatch.setattr("factory.production.jobs.start_submission",
+                        lambda pk: ran.append(pk) or real(pk))
+    order = place_demo(lead, runs=10)
+    ids = [item.pk for item in items(order)]
+
+    # The three oldest get a job each; the other seven wait, holding none.
+    assert live_item_ids(SUBMIT_QUEUE) == set(ids[:3])
+    assert limits.waiting_item_ids() == set(ids[3:])
+
+    drive()
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DONE
+    # One submit job per item: none found the slots taken and returned.
+    assert sorted(ran) == ids
+    assert limits.waiting_item_ids() == set()
+
+
+def test_retried_items_are_lined_up_too(catalog, redis_db, lead, settings):
+    from factory.production.retry import retry_failed_items
+
+    Provider.objects.filter(slug="demo").update(concurrency_limit=2)
+    order = place_demo(lead, runs=5)
+    redis_db.flushdb()
+    OrderItem.objects.filter(order=order).update(
+        status=ItemStatus.FAILED, last_error="the provider reported a failure")
+
+    attempts = retry_failed_items(OrderItem.objects.filter(order=order), user=lead)
+
+    new = sorted(attempt.pk for attempt in attempts)
+    assert len(live_item_ids(SUBMIT_QUEUE)) == 2
+    assert live_item_ids(SUBMIT_QUEUE) | limits.waiting_item_ids() == set(new)
+
+
 def test_429_pauses_the_provider_instead_of_failing_the_item(
     catalog, redis_db, lead, monkeypatch
 ):

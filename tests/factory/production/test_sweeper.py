@@ -41,10 +41,15 @@ def count_submissions(monkeypatch) -> list[str]:
 def test_flushed_redis_after_placing_is_recovered_without_duplicates(
     catalog, redis_db, lead, quick, count_submissions
 ):
+    from factory.production.limits import waiting_item_ids
+
     order = place_demo(lead, runs=20)
-    assert len(live_item_ids(SUBMIT_QUEUE)) == 20
+    # Jobs for the demo provider's 8 slots, the other 12 waiting in its line.
+    assert len(live_item_ids(SUBMIT_QUEUE)) == 8
+    assert live_item_ids(SUBMIT_QUEUE) | waiting_item_ids() == set(
+        order.items.values_list("pk", flat=True))
     redis_db.flushdb()  # Redis restarted without persistence
-    assert live_item_ids(SUBMIT_QUEUE) == set()
+    assert live_item_ids(SUBMIT_QUEUE) == waiting_item_ids() == set()
 
     drive()
 

@@ -195,13 +195,16 @@ def test_a_lost_webhook_is_caught_by_polling_within_its_interval(
     fake_fal, flux, lead, live_server, redis_db, settings
 ):
     """Submitted with a webhook that never comes: the foreman's own poll
-    finds the finished request within one poll interval (and a tick)."""
+    finds the finished request within the fallback interval (and a tick),
+    and makes no status call before it."""
     settings.WEBHOOK_BASE_URL = live_server.url
     fake_fal.seconds_per_stage = 0.3  # finished 0.6 s after the submit
-    tuning = Tuning(tick_seconds=0.05, poll_seconds=1.0, batch_size=10, sweep_every=1000)
+    tuning = Tuning(tick_seconds=0.05, poll_seconds=0.1, webhook_poll_seconds=1.5,
+                    batch_size=10, sweep_every=1000)
     request_id = fal_submit(flux)
     item = submitted_item(flux, request_id, lead)
-    OrderItem.objects.filter(pk=item.pk).update(lease_owner="", lease_until=timezone.now())
+    OrderItem.objects.filter(pk=item.pk).update(  # just accepted, never polled
+        lease_owner="", lease_until=None, submitted_at=timezone.now())
     finished_at = fake_fal.jobs[request_id].sent_at + 0.6
     assert fake_fal.jobs[request_id].webhook == live_server.url + "/hooks/fal/"
 
@@ -211,6 +214,9 @@ def test_a_lost_webhook_is_caught_by_polling_within_its_interval(
         tick("foreman:test", tuning)
         time.sleep(tuning.tick_seconds)
     noticed = time.time() - finished_at
+    submitted = fake_fal.jobs[request_id].sent_at
 
-    assert noticed <= tuning.poll_seconds + 0.5, noticed
-    assert fake_fal.jobs[request_id].polls >= 1  # found by its own status call
+    # First poll at the fallback (1.5 s after the submit, 0.9 s after the end).
+    assert 0.5 <= noticed <= tuning.webhook_poll_seconds + 0.5, noticed
+    assert time.time() - submitted >= tuning.webhook_poll_seconds
+    assert fake_fal.jobs[request_id].polls == 1  # found by its own status call
