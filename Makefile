@@ -32,7 +32,7 @@ REDIS_READY := $(PY) -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/
 REDIS_START := redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
 	--save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 
-.PHONY: venv test-venv run dev audit services chromium test test-slow soak bench bench-load bench-first-run check clean screenshots
+.PHONY: venv test-venv run dev audit services chromium test test-slow soak bench bench-scale bench-hosts bench-load bench-first-run check clean screenshots
 
 # Packages go in with uv (an installer only, many times faster than pip from
 # a warm cache); pip does the work wherever uv cannot be had.
@@ -135,6 +135,18 @@ audit: $(AUDIT_VENV)/.installed
 
 bench: venv
 	$(PY) bench/run.py
+
+# Production at ten times P1 (10,000 items, 1,000 slots; webhooks and
+# polling) on the fal fake; minutes per run, so not part of `make bench`.
+bench-scale: test-venv services
+	$(PY) bench/scale.py --write-doc
+
+# Production on one host, then two (network namespaces on this machine,
+# sharing PostgreSQL and Redis over a bridge); needs root and socat.
+bench-hosts: test-venv services
+	@command -v socat >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq socat; } \
+		|| { echo "bench-hosts needs socat" >&2; exit 1; }
+	$(PY) bench/hosts.py --write-doc
 
 # P5 alone: the admin under load on PostgreSQL (`make bench` runs it too).
 bench-load: venv

@@ -18,7 +18,7 @@ def fresh_database(name: str, extensions: tuple[str, ...] = ()) -> str:
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     if extensions:

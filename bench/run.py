@@ -80,13 +80,17 @@ def main() -> None:
 
 
 def _kept_sections() -> str:
-    """The P3 and P5 sections as last written, kept until a new run replaces them."""
-    from bench import p3_admin_scale, p5_admin_load
+    """The sections other benchmarks write (P3, P5, `make bench-scale`,
+    `make bench-hosts`) as last written, kept until their own run replaces
+    them."""
+    from bench import hosts, p3_admin_scale, p5_admin_load, scale
 
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
     kept = ""
-    for bench in (p3_admin_scale, p5_admin_load):
-        start, end = bench.SECTION_START, bench.SECTION_END
+    markers = [(bench.SECTION_START, bench.SECTION_END)
+               for bench in (p3_admin_scale, p5_admin_load)]
+    markers += [(scale.START, scale.END), (hosts.START, hosts.END)]
+    for start, end in markers:
         if start in text:
             kept += "\n" + start + text.split(start, 1)[1].split(end, 1)[0] + end + "\n"
     return kept
@@ -147,17 +151,20 @@ NOTES = """## What is measured
 
 ## What the production figures rest on
 
-- A submit job that finds its provider's slots taken puts the item in that
-  limit's waiting line and returns; each slot given back wakes the oldest
-  waiting item in the same Redis call, so no freed slot waits for a timer.
+- Placing an order queues submit jobs only for the slots its provider has
+  free and puts the other items in that limit's waiting line; each slot
+  given back wakes the oldest waiting item in the same Redis call, so no
+  freed slot waits for a timer and no job runs only to find the slots taken.
 - Workers run jobs in their own process (`ProductionWorker`) instead of
   forking a work horse per job, keep their database connection, and share
   one Redis connection pool per process.
 - The foreman hands a round's finished items to collection in one update
   and one Redis round trip, and rests only until the next item falls due.
-- P1 is bounded by polling: a finished generation is seen up to one poll
-  interval (0.5 s here) late, about 0.25 s per item on average, which is
-  most of the distance to 1.0. Webhooks (`WEBHOOK_BASE_URL`) remove it.
+- Polls are paced (docs/operations.md *Poll pacing*): once the foreman has
+  seen a few generations end, it first asks at the expected end, then every
+  poll interval (0.5 s here). A generation that ends between polls is seen
+  up to one interval late. Webhooks (`WEBHOOK_BASE_URL`) remove that wait:
+  `make bench-scale` measures both ways on the fal fake.
 """
 
 

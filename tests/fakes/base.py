@@ -44,6 +44,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client: str = ""  # the caller's address
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -92,6 +93,9 @@ class FakeProvider:
         self.requests: list[Request] = []
         self.files: dict[str, tuple[bytes, str]] = {}
         self.lock = threading.Lock()
+        # Loopback only, unless a test of several hosts names the address
+        # they reach this machine at.
+        self.host = "127.0.0.1"
         self._server: ThreadingHTTPServer | None = None
         self._stopping = threading.Event()
         self.route("GET", r"/files/(?P<name>[^/]+)", "file", self._serve_file)
@@ -120,7 +124,7 @@ class FakeProvider:
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((self.host, 0), _Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -156,6 +160,7 @@ class FakeProvider:
         request = Request(
             handler.command, parts.path, parse_qs(parts.query),
             {k.lower(): v for k, v in handler.headers.items()}, body,
+            handler.client_address[0],
         )
         with self.lock:
             self.requests.append(request)

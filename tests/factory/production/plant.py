@@ -47,26 +47,30 @@ class PrivateRedis:
     snapshot that a later start without an append-only file reloads.
     """
 
-    def __init__(self, directory: Path, appendonly: bool = False) -> None:
+    def __init__(self, directory: Path, appendonly: bool = False,
+                 host: str = "127.0.0.1") -> None:
         self.binary = system_binary() or embedded_binary()
         if self.binary is None:
             raise RuntimeError("no redis-server binary found")
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
+        self.host = host
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def start(self) -> "PrivateRedis":
         self.process = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
+            [self.binary, "--bind", self.host, "--port", str(self.port),
+             # Another address than loopback is a test bridge's, for its hosts.
+             "--protected-mode", "yes" if self.host == "127.0.0.1" else "no",
              "--dir", str(self.directory), "--save", "",
              "--appendonly", "yes" if self.appendonly else "no",
              "--appendfsync", "always", "--logfile", str(self.directory / "redis.log")],
