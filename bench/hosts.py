@@ -142,7 +142,7 @@ def run(hosts: list[str], scale: Scale, *, user: Any, base_env: dict[str, str],
 
     from factory.localredis import free_port
     from factory.models import ItemStatus, MediaFile, OrderItem, Product, Provider
-    from tests.soak import Supervisor
+    from tests.soak import Supervisor, named_files, stored_files
 
     redis.client().flushall()
     fal = scale_fal(scale.latency, senders=8, host=SHARED)
@@ -193,11 +193,7 @@ def run(hosts: list[str], scale: Scale, *, user: Any, base_env: dict[str, str],
                                        items.values_list("pk", flat=True))
     media_ids = Product.objects.filter(item__order_id__in=orders).values("media_id")
     result.media_rows = MediaFile.objects.filter(pk__in=media_ids).count()
-    named = set()
-    for file, thumbnail in MediaFile.objects.values_list("file", "thumbnail"):
-        named.update(name for name in (file, thumbnail) if name)
-    stored = {str(p.relative_to(media)) for p in media.rglob("*") if p.is_file()}
-    result.orphan_files = len(stored - named)
+    result.orphan_files = len(stored_files(media) - named_files())
     return result
 
 

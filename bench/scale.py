@@ -210,16 +210,10 @@ class Meter:
             return []
 
     def cpu(self) -> dict[str, float]:
-        import psutil
-
+        """``cpu_by_name`` summed by role (worker, collector, foreman, web)."""
         totals: Counter = Counter()
-        for name in self.supervisor.running:
-            for process in self._tree(name):
-                try:
-                    times = process.cpu_times()
-                except psutil.Error:
-                    continue
-                totals[role(name)] += times.user + times.system
+        for name, seconds in self.cpu_by_name().items():
+            totals[role(name)] += seconds
         return dict(totals)
 
     def cpu_by_name(self) -> dict[str, float]:

@@ -545,7 +545,7 @@ def count(report: Report, orders: list[int], fal: Any, replicate: Any,
     from django.db import connection
     from django.db.models import Count
 
-    from factory.models import ItemEvent, ItemStatus, MediaFile, OrderItem, Product
+    from factory.models import ItemEvent, ItemStatus, OrderItem, Product
 
     connection.close()  # the soak's own connection may have been terminated
     items = OrderItem.objects.filter(order_id__in=orders)
@@ -563,12 +563,8 @@ def count(report: Report, orders: list[int], fal: Any, replicate: Any,
         n=Count("products")).values_list("pk", "n")))
     report.duplicate_products = sum(max(0, n - 1) for n in per_item.values())
     report.lost_products = sum(1 for n in per_item.values() if n < 1)
-    named = set()
-    for file, thumbnail in MediaFile.objects.values_list("file", "thumbnail"):
-        named.update(name for name in (file, thumbnail) if name)
-    stored = {str(p.relative_to(media_root)) for p in Path(media_root).rglob("*")
-              if p.is_file()}
-    report.orphan_files = len(stored - named)
+    stored = stored_files(media_root)
+    report.orphan_files = len(stored - named_files())
     used = set(Product.objects.filter(item__order_id__in=orders).values_list(
         "media__file", flat=True))
     report.missing_files = len(used - stored)
@@ -580,6 +576,22 @@ def count(report: Report, orders: list[int], fal: Any, replicate: Any,
             for k, n in fake.faults.injected.items()})
     report.webhooks = sender.answers
     report.restarts = supervisor.restarts
+
+
+def named_files() -> set[str]:
+    """Every file and thumbnail a media row names."""
+    from factory.models import MediaFile
+
+    named = set()
+    for file, thumbnail in MediaFile.objects.values_list("file", "thumbnail"):
+        named.update(name for name in (file, thumbnail) if name)
+    return named
+
+
+def stored_files(media_root: Path) -> set[str]:
+    """Every file under ``media_root``, relative to it."""
+    return {str(p.relative_to(media_root)) for p in Path(media_root).rglob("*")
+            if p.is_file()}
 
 
 def stuck(orders: list[int]) -> str:
